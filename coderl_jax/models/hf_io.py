@@ -1,0 +1,320 @@
+"""Hugging Face checkpoints in and out: ``config.json`` + (sharded) safetensors <-> params.
+
+`load_pretrained` streams one HF tensor at a time: each of our (layer-stacked) parameters
+is assembled in one host buffer, placed on its sharding with
+``jax.make_array_from_callback`` (each device gets only its shard) and the buffer is freed,
+so host memory stays near one copy of the weights plus one parameter.
+
+`save_pretrained` writes the directory transformers and vLLM load: ``config.json``,
+``generation_config.json``, ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors``
+shards with ``model.safetensors.index.json``) and, when given, the tokenizer's files.
+
+Name mapping (HF -> ours, ``i`` = layer, stacked on a leading ``layers`` axis):
+``model.embed_tokens.weight [V,D]`` -> ``embedding``; ``self_attn.{q,k,v}_proj.weight
+[H*Dh, D]`` -> ``attn.*.kernel [D, H, Dh]`` (+ biases ``[H*Dh]`` -> ``[H, Dh]``);
+``self_attn.o_proj.weight [D, H*Dh]`` -> ``attn.o_proj.kernel [H, Dh, D]``;
+``mlp.{gate,up,down}_proj.weight`` -> transposed; norms as they are; ``lm_head.weight [V, D]``
+-> ``lm_head [D, V]`` (absent when embeddings are tied).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from coderl_jax.models import transformer
+from coderl_jax.models.config import ModelConfig
+from coderl_jax.models.safetensors_io import SafetensorsFile, write_safetensors
+
+log = logging.getLogger(__name__)
+
+# Chooses the sharding of one parameter from its key path and shape.
+ShardingFn = Callable[[tuple[str, ...], tuple[int, ...]], jax.sharding.Sharding]
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+# Tensors some exporters add that carry no weights.
+_IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mapping:
+    """One of our parameters and the HF tensor(s) it comes from."""
+
+    path: tuple[str, ...]  # key path in our params
+    hf_name: str  # HF name; "{i}" stands for the layer index of stacked parameters
+    kind: str  # "copy", "linear" (HF [out, in] <-> ours in_shape + out_shape), "bias"
+    num_in: int = 1  # linear: leading dims of our shape that are the input
+
+    @property
+    def stacked(self) -> bool:
+        return "{i}" in self.hf_name
+
+
+def _mappings(config: ModelConfig) -> list[_Mapping]:
+    layer = "model.layers.{i}."
+    m = [
+        _Mapping(("embedding",), "model.embed_tokens.weight", "copy"),
+        _Mapping(("final_norm", "scale"), "model.norm.weight", "copy"),
+        _Mapping(("layers", "input_norm", "scale"), layer + "input_layernorm.weight", "copy"),
+        _Mapping(
+            ("layers", "post_attn_norm", "scale"), layer + "post_attention_layernorm.weight", "copy"
+        ),
+        _Mapping(
+            ("layers", "attn", "o_proj", "kernel"), layer + "self_attn.o_proj.weight", "linear", 2
+        ),
+    ]
+    for proj in ("q_proj", "k_proj", "v_proj"):
+        m.append(
+            _Mapping(
+                ("layers", "attn", proj, "kernel"), layer + f"self_attn.{proj}.weight", "linear"
+            )
+        )
+        if config.attention_bias:
+            m.append(
+                _Mapping(("layers", "attn", proj, "bias"), layer + f"self_attn.{proj}.bias", "bias")
+            )
+    for proj in ("gate_proj", "up_proj", "down_proj"):
+        m.append(
+            _Mapping(("layers", "mlp", proj, "kernel"), layer + f"mlp.{proj}.weight", "linear")
+        )
+    if not config.tie_word_embeddings:
+        m.append(_Mapping(("lm_head",), "lm_head.weight", "linear"))
+    return m
+
+
+def _hf_shape(mapping: _Mapping, our_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if mapping.kind == "copy":
+        return our_shape
+    if mapping.kind == "bias":
+        return (math.prod(our_shape),)
+    return (math.prod(our_shape[mapping.num_in :]), math.prod(our_shape[: mapping.num_in]))
+
+
+def _to_ours(mapping: _Mapping, hf: np.ndarray, our_shape: tuple[int, ...]) -> np.ndarray:
+    if mapping.kind == "linear":
+        return hf.T.reshape(our_shape)
+    return hf.reshape(our_shape)
+
+
+def _to_hf(mapping: _Mapping, ours: np.ndarray) -> np.ndarray:
+    if mapping.kind == "linear":
+        return ours.reshape(math.prod(ours.shape[: mapping.num_in]), -1).T
+    if mapping.kind == "bias":
+        return ours.reshape(-1)
+    return ours
+
+
+def _get(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _set(tree: dict, path, value):
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def read_hf_config(hf_dir: str) -> dict:
+    path = os.path.join(hf_dir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: {hf_dir} is not a Hugging Face model directory")
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def _open_checkpoint(hf_dir: str) -> dict[str, SafetensorsFile]:
+    """Maps each tensor name to the file holding it."""
+    index_path = os.path.join(hf_dir, INDEX_FILE)
+    single_path = os.path.join(hf_dir, SINGLE_FILE)
+    if os.path.isfile(index_path):
+        with open(index_path) as f:
+            try:
+                weight_map = json.load(f)["weight_map"]
+            except (json.JSONDecodeError, KeyError) as e:
+                raise ValueError(f"{index_path}: expected JSON with a 'weight_map' ({e})") from e
+        files = {
+            name: SafetensorsFile(os.path.join(hf_dir, name))
+            for name in sorted(set(weight_map.values()))
+        }
+        located = {}
+        for tensor, file in weight_map.items():
+            if tensor not in files[file].entries:
+                raise ValueError(
+                    f"{index_path} places {tensor!r} in {file}, which does not contain it"
+                )
+            located[tensor] = files[file]
+        return located
+    if os.path.isfile(single_path):
+        f = SafetensorsFile(single_path)
+        return {name: f for name in f.keys()}
+    present = sorted(os.listdir(hf_dir))
+    hint = (
+        " (PyTorch .bin checkpoints must be converted to safetensors first)"
+        if any(p.endswith(".bin") for p in present)
+        else ""
+    )
+    raise FileNotFoundError(
+        f"{hf_dir} has neither {SINGLE_FILE} nor {INDEX_FILE}{hint}; found: {present[:20]}"
+    )
+
+
+def load_pretrained(
+    hf_dir: str,
+    shardings: ShardingFn | dict | None = None,
+    **config_overrides,
+) -> tuple[ModelConfig, dict]:
+    """Loads a HF Qwen2/Llama checkpoint directory.
+
+    Args:
+      hf_dir: directory with ``config.json`` and safetensors weights.
+      shardings: None (first device), a pytree of `jax.sharding.Sharding` shaped like the
+        params, or a callable ``(path tuple, shape) -> Sharding``.
+      **config_overrides: `ModelConfig` fields to override (e.g. param_dtype="bfloat16").
+
+    Returns:
+      (config, params) with params cast to ``config.param_dtype``.
+    """
+    config = ModelConfig.from_hf(read_hf_config(hf_dir), **config_overrides)
+    located = _open_checkpoint(hf_dir)
+    abstract = jax.eval_shape(lambda: transformer.init_params(config, jax.random.key(0)))
+    dtype = np.dtype(transformer.dtype_of(config.param_dtype))
+    mappings = _mappings(config)
+    expected_names = set()
+    for m in mappings:
+        for i in range(config.num_layers if m.stacked else 1):
+            expected_names.add(m.hf_name.format(i=i))
+    missing = sorted(expected_names - set(located))
+    if missing:
+        raise ValueError(f"{hf_dir}: checkpoint lacks {len(missing)} tensors, e.g. {missing[:5]}")
+    unexpected = sorted(
+        n for n in set(located) - expected_names if not n.endswith(_IGNORED_SUFFIXES)
+    )
+    if unexpected == ["lm_head.weight"] and config.tie_word_embeddings:
+        log.warning("%s: ignoring lm_head.weight (config ties word embeddings)", hf_dir)
+    elif unexpected:
+        raise ValueError(f"{hf_dir}: unexpected tensors for {config.model_type}: {unexpected[:5]}")
+
+    def sharding_for(path, shape):
+        if shardings is None:
+            return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        if callable(shardings):
+            return shardings(path, shape)
+        return _get(shardings, path)
+
+    params: dict = {}
+    for m in mappings:
+        full_shape = tuple(_get(abstract, m.path).shape)
+        layer_shape = full_shape[1:] if m.stacked else full_shape
+        buffer = np.empty(full_shape, dtype)
+        for i in range(config.num_layers if m.stacked else 1):
+            name = m.hf_name.format(i=i)
+            file = located[name]
+            expected = _hf_shape(m, layer_shape)
+            if file.shape(name) != expected:
+                raise ValueError(
+                    f"{file.path}: tensor {name!r} has shape {file.shape(name)}, expected "
+                    f"{expected} for config {config.model_type} (hidden {config.hidden_size})"
+                )
+            value = _to_ours(m, file.read(name), layer_shape)
+            if m.stacked:
+                buffer[i] = value
+            else:
+                buffer[...] = value
+            del value
+        sharding = sharding_for(m.path, full_shape)
+        _set(
+            params,
+            m.path,
+            jax.make_array_from_callback(full_shape, sharding, lambda idx, b=buffer: b[idx]),
+        )
+        del buffer
+    return config, params
+
+
+def _host_array(x: jax.Array) -> np.ndarray:
+    if not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(jax.device_get(x))
+
+
+def save_pretrained(
+    hf_dir: str,
+    config: ModelConfig,
+    params: dict,
+    tokenizer=None,
+    max_shard_bytes: int = 5 * 1024**3,
+    dtype: str | None = None,
+) -> None:
+    """Writes a HF directory (see module docstring). Only process 0 writes files.
+
+    Args:
+      dtype: dtype of the saved weights (default: ``config.param_dtype``).
+    """
+    save_dtype = np.dtype(transformer.dtype_of(dtype or config.param_dtype))
+    entries = []
+    for m in _mappings(config):
+        param = _get(params, m.path)
+        layers = range(config.num_layers) if m.stacked else [None]
+        for i in layers:
+            shape = _hf_shape(m, param.shape[1:] if m.stacked else param.shape)
+
+            def produce(param=param, i=i, m=m) -> np.ndarray:
+                value = _host_array(param if i is None else param[i])
+                return _to_hf(m, value).astype(save_dtype)
+
+            entries.append((m.hf_name.format(i=i), shape, save_dtype, produce))
+    if jax.process_index() != 0:
+        for *_, produce in entries:  # every process joins the all-gathers
+            produce()
+        return
+    os.makedirs(hf_dir, exist_ok=True)
+    shards: list[list] = [[]]
+    shard_bytes = 0
+    for entry in entries:
+        nbytes = math.prod(entry[1]) * save_dtype.itemsize
+        if shards[-1] and shard_bytes + nbytes > max_shard_bytes:
+            shards.append([])
+            shard_bytes = 0
+        shards[-1].append(entry)
+        shard_bytes += nbytes
+    for stale in [SINGLE_FILE, INDEX_FILE] + [
+        f for f in os.listdir(hf_dir) if f.startswith("model-") and f.endswith(".safetensors")
+    ]:
+        if os.path.exists(os.path.join(hf_dir, stale)):
+            os.remove(os.path.join(hf_dir, stale))
+    if len(shards) == 1:
+        write_safetensors(os.path.join(hf_dir, SINGLE_FILE), shards[0])
+    else:
+        weight_map = {}
+        for k, shard in enumerate(shards):
+            name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
+            write_safetensors(os.path.join(hf_dir, name), shard)
+            weight_map.update({entry[0]: name for entry in shard})
+        total = sum(math.prod(e[1]) * save_dtype.itemsize for e in entries)
+        with open(os.path.join(hf_dir, INDEX_FILE), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    hf_config = config.to_hf()
+    # transformers < 5 and vLLM read "torch_dtype", transformers 5 reads "dtype".
+    hf_config["torch_dtype"] = hf_config["dtype"] = save_dtype.name
+    with open(os.path.join(hf_dir, "config.json"), "w") as f:
+        json.dump(hf_config, f, indent=2)
+    generation = {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}
+    with open(os.path.join(hf_dir, "generation_config.json"), "w") as f:
+        json.dump({k: v for k, v in generation.items() if v is not None}, f, indent=2)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(hf_dir)

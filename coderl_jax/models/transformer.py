@@ -1,0 +1,413 @@
+"""Qwen2 / Llama-family decoder (Flax Linen) with an explicit, shared-prefix KV cache.
+
+One implementation covers Qwen2/Qwen2.5(-Coder) (q/k/v biases) and Llama 3.x (llama3 RoPE
+scaling): RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP, tied or untied
+embeddings. Layers are stacked with ``nn.scan`` (one compiled layer, a leading ``layers``
+axis on every layer weight); every weight carries logical axis names that `coderl_jax.mesh`
+maps to mesh axes.
+
+Shape letters: B batch rows, T new tokens, S key positions, D hidden, H query heads, K kv
+heads, Q = H // K query heads per kv head, Dh head dim, F MLP width, V vocab, L layers,
+P prompt rows, G samples per prompt, N = P * G sampled rows.
+
+Two ways to call the model (`Transformer.__call__`):
+
+* No cache (training, scoring, prefill): causal self-attention over ``tokens_BxT`` with a
+  padding mask, so left-padded batches work; ``return_kv=True`` also returns every layer's
+  keys and values, which become the *prefix* of a `KVCache`.
+* With a `KVCache` (decoding): the new tokens of N = P * G rows attend to the prompt keys of
+  their prompt row (stored once per prompt and shared by its G samples, never copied G
+  times) and to the rows' own generated keys, which are written at ``cache.index``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from coderl_jax.models.config import ModelConfig
+
+Params = Any
+_MASKED = float(np.finfo(np.float32).min)
+
+
+@flax.struct.dataclass
+class KVCache:
+    """Keys/values for decoding: a prompt prefix shared by G samples plus per-row suffix.
+
+    Memory: 2 * L * (P * Sp + N * Ss) * K * Dh * bytes(compute dtype).
+    """
+
+    prefix_k: jax.Array  # [L, P, Sp, K, Dh]
+    prefix_v: jax.Array  # [L, P, Sp, K, Dh]
+    prefix_mask: jax.Array  # [P, Sp] bool: real (non-padding) prompt tokens
+    k: jax.Array  # [L, N, Ss, K, Dh]: keys of generated tokens
+    v: jax.Array  # [L, N, Ss, K, Dh]
+    index: jax.Array  # int32 scalar: next slot of k/v to write
+
+    @property
+    def num_samples(self) -> int:
+        return self.k.shape[1] // self.prefix_k.shape[1]
+
+
+def dtype_of(name: str) -> jnp.dtype:
+    return jnp.dtype(name)
+
+
+def positions_from_mask(mask_BxT: jax.Array) -> jax.Array:
+    """RoPE positions of a left-padded batch: 0 at each row's first real token."""
+    return jnp.maximum(jnp.cumsum(mask_BxT.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def rope_inverse_frequencies(config: ModelConfig) -> np.ndarray:
+    """[Dh/2] inverse frequencies (float32), with llama3 scaling when configured."""
+    dh = config.head_dim
+    exponents = np.arange(0, dh, 2, dtype=np.int64).astype(np.float32) / dh
+    inv_freq = (1.0 / (np.float32(config.rope_theta) ** exponents)).astype(np.float32)
+    scaling = config.rope_scaling
+    if scaling is None or scaling.get("rope_type", "default") == "default":
+        return inv_freq
+    # llama3: long wavelengths are slowed by `factor`, short ones kept, a smooth ramp between
+    # (Meta's Llama 3.1 reference implementation).
+    factor = scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_len = scaling["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = np.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+    return np.where(is_medium, smoothed, scaled).astype(np.float32)
+
+
+def rope_tables(config: ModelConfig, positions_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """cos, sin tables [B, T, Dh] (float32) for the given positions."""
+    inv_freq = jnp.asarray(rope_inverse_frequencies(config))
+    angles = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
+    angles = jnp.concatenate([angles, angles], axis=-1)
+    return jnp.cos(angles), jnp.sin(angles)
+
+
+def apply_rope(x_BTHD: jax.Array, cos_BTD: jax.Array, sin_BTD: jax.Array) -> jax.Array:
+    """Rotates pairs (i, i + Dh/2) (the "rotate half" layout of HF Qwen2/Llama weights)."""
+    x = x_BTHD.astype(jnp.float32)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    out = x * cos_BTD[:, :, None, :] + rotated * sin_BTD[:, :, None, :]
+    return out.astype(x_BTHD.dtype)
+
+
+def _param(module: nn.Module, name, init, shape, axes, dtype):
+    return module.param(name, nn.with_logical_partitioning(init, axes), shape, dtype)
+
+
+_weight_init = nn.initializers.normal(stddev=0.02)
+
+
+class RMSNorm(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = _param(
+            self,
+            "scale",
+            nn.initializers.ones,
+            (x.shape[-1],),
+            ("norm",),
+            dtype_of(self.config.param_dtype),
+        )
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(
+            jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.config.rms_norm_eps
+        )
+        return (scale.astype(jnp.float32) * x32).astype(x.dtype)
+
+
+class Projection(nn.Module):
+    """x @ W (+ b) with W of shape ``in_shape + out_shape`` contracted over ``in_shape``."""
+
+    config: ModelConfig
+    shape: tuple[int, ...]
+    axes: tuple[str, ...]
+    num_in: int  # leading dims of `shape` that are contracted
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cdt = dtype_of(self.config.compute_dtype)
+        pdt = dtype_of(self.config.param_dtype)
+        kernel = _param(self, "kernel", _weight_init, self.shape, self.axes, pdt).astype(cdt)
+        contract = tuple(range(x.ndim - self.num_in, x.ndim)), tuple(range(self.num_in))
+        y = jax.lax.dot_general(x.astype(cdt), kernel, (contract, ((), ())))
+        if self.use_bias:
+            out_shape, out_axes = self.shape[self.num_in :], self.axes[self.num_in :]
+            bias = _param(self, "bias", nn.initializers.zeros, out_shape, out_axes, pdt)
+            y = y + bias.astype(cdt)
+        return y
+
+
+def _attention_probs(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    return jax.nn.softmax(jnp.where(mask, scores, _MASKED), axis=-1)
+
+
+class Attention(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BTD, rope, mask, layer_cache, cache_meta):
+        c = self.config
+        d, h, k, dh = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim
+        q = Projection(
+            c, (d, h, dh), ("embed", "heads", "head_dim"), 1, c.attention_bias, name="q_proj"
+        )(x_BTD)
+        kk = Projection(
+            c, (d, k, dh), ("embed", "kv_heads", "head_dim"), 1, c.attention_bias, name="k_proj"
+        )(x_BTD)
+        vv = Projection(
+            c, (d, k, dh), ("embed", "kv_heads", "head_dim"), 1, c.attention_bias, name="v_proj"
+        )(x_BTD)
+        cos, sin = rope
+        q, kk = apply_rope(q, cos, sin), apply_rope(kk, cos, sin)
+        b, t = x_BTD.shape[:2]
+        q = q.reshape(b, t, k, h // k, dh) * jnp.asarray(dh**-0.5, q.dtype)
+        f32 = jnp.float32
+        if layer_cache is None:  # self-attention over the given tokens
+            scores = jnp.einsum("btkqd,bskd->bkqts", q, kk, preferred_element_type=f32)
+            probs = _attention_probs(scores, mask[:, None, None]).astype(vv.dtype)
+            out = jnp.einsum("bkqts,bskd->btkqd", probs, vv)
+            new_layer_cache = (kk, vv)
+        else:
+            pk, pv, ck, cv = layer_cache
+            ck = jax.lax.dynamic_update_slice_in_dim(ck, kk.astype(ck.dtype), cache_meta, axis=1)
+            cv = jax.lax.dynamic_update_slice_in_dim(cv, vv.astype(cv.dtype), cache_meta, axis=1)
+            p, sp = pk.shape[:2]
+            g = b // p
+            qg = q.reshape(p, g, t, k, h // k, dh)
+            s_prefix = jnp.einsum("pgtkqd,pskd->pgkqts", qg, pk, preferred_element_type=f32)
+            s_prefix = s_prefix.reshape(b, k, h // k, t, sp)
+            s_suffix = jnp.einsum("btkqd,bskd->bkqts", q, ck, preferred_element_type=f32)
+            prefix_mask, suffix_mask = mask
+            probs = jax.nn.softmax(
+                jnp.concatenate(
+                    [
+                        jnp.where(prefix_mask, s_prefix, _MASKED),
+                        jnp.where(suffix_mask, s_suffix, _MASKED),
+                    ],
+                    axis=-1,
+                ),
+                axis=-1,
+            ).astype(cv.dtype)
+            pp = probs[..., :sp].reshape(p, g, k, h // k, t, sp)
+            out = jnp.einsum("pgkqts,pskd->pgtkqd", pp, pv).reshape(b, t, k, h // k, dh)
+            out = out + jnp.einsum("bkqts,bskd->btkqd", probs[..., sp:], cv)
+            new_layer_cache = (ck, cv)
+        out = out.reshape(b, t, h, dh)
+        y = Projection(c, (h, dh, d), ("heads", "head_dim", "embed"), 2, name="o_proj")(out)
+        return y, new_layer_cache
+
+
+class MLP(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BTD):
+        c = self.config
+        d, f = c.hidden_size, c.intermediate_size
+        gate = Projection(c, (d, f), ("embed", "mlp"), 1, name="gate_proj")(x_BTD)
+        up = Projection(c, (d, f), ("embed", "mlp"), 1, name="up_proj")(x_BTD)
+        return Projection(c, (f, d), ("mlp", "embed"), 1, name="down_proj")(nn.silu(gate) * up)
+
+
+class DecoderLayer(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BTD, context, layer_cache):
+        rope, mask, cache_meta = context
+        attn_out, new_layer_cache = Attention(self.config, name="attn")(
+            RMSNorm(self.config, name="input_norm")(x_BTD), rope, mask, layer_cache, cache_meta
+        )
+        x_BTD = x_BTD + attn_out
+        x_BTD = x_BTD + MLP(self.config, name="mlp")(
+            RMSNorm(self.config, name="post_attn_norm")(x_BTD)
+        )
+        return x_BTD, new_layer_cache
+
+
+_REMAT_POLICIES = {
+    "full": None,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class Transformer(nn.Module):
+    """The decoder. See the module docstring for the two calling modes."""
+
+    config: ModelConfig
+
+    def setup(self):
+        c = self.config
+        pdt = dtype_of(c.param_dtype)
+        self.embedding = self.param(
+            "embedding",
+            nn.with_logical_partitioning(_weight_init, ("vocab", "embed")),
+            (c.vocab_size, c.hidden_size),
+            pdt,
+        )
+        layer_cls = DecoderLayer
+        if c.remat_policy != "none":
+            layer_cls = nn.remat(
+                DecoderLayer, prevent_cse=False, policy=_REMAT_POLICIES[c.remat_policy]
+            )
+        self.layers = nn.scan(
+            layer_cls,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(nn.broadcast, 0),
+            length=c.num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )(c, name="layers")
+        self.final_norm = RMSNorm(c)
+        if not c.tie_word_embeddings:
+            self.lm_head = self.param(
+                "lm_head",
+                nn.with_logical_partitioning(_weight_init, ("embed", "vocab")),
+                (c.hidden_size, c.vocab_size),
+                pdt,
+            )
+
+    def unembedding(self) -> jax.Array:
+        """[D, V] output projection (the embedding's transpose when tied)."""
+        return self.embedding.T if self.config.tie_word_embeddings else self.lm_head
+
+    def __call__(
+        self,
+        tokens_BxT: jax.Array,
+        positions_BxT: jax.Array,
+        mask_BxT: jax.Array | None = None,
+        cache: KVCache | None = None,
+        output: str = "logits",
+        return_kv: bool = False,
+    ):
+        """Runs the decoder.
+
+        Args:
+          tokens_BxT: int token ids.
+          positions_BxT: RoPE positions (`positions_from_mask` for a left-padded batch).
+          mask_BxT: 1 for real tokens, 0 for padding (no-cache mode only; default all 1).
+          cache: decode mode when given (see module docstring).
+          output: "logits" ([B, T, V] float32) or "hidden" (final-normed hidden [B, T, D]).
+          return_kv: no-cache mode: also return (k, v), each [L, B, T, K, Dh].
+
+        Returns:
+          ``out`` alone; ``(out, (k, v))`` with return_kv; ``(out, new_cache)`` with a cache.
+        """
+        c = self.config
+        cdt = dtype_of(c.compute_dtype)
+        x = jnp.take(self.embedding, tokens_BxT, axis=0).astype(cdt)
+        rope = rope_tables(c, positions_BxT)
+        t = tokens_BxT.shape[1]
+        causal_TxT = jnp.tril(jnp.ones((t, t), bool))
+        if cache is None:
+            if mask_BxT is None:
+                mask_BxT = jnp.ones(tokens_BxT.shape, bool)
+            mask = causal_TxT[None] & mask_BxT.astype(bool)[:, None, :]  # [B, T(query), S(key)]
+            x, kv = self.layers(x, (rope, mask, None), None)
+        else:
+            p, g = cache.prefix_k.shape[1], cache.num_samples
+            prefix_mask = jnp.repeat(cache.prefix_mask, g, axis=0)[:, None, None, None, :]
+            slots = jnp.arange(cache.k.shape[2])
+            suffix_mask = slots[None, :] <= cache.index + jnp.arange(t)[:, None]  # [T, Ss]
+            mask = (prefix_mask, suffix_mask[None, None, None])
+            layer_caches = (cache.prefix_k, cache.prefix_v, cache.k, cache.v)
+            x, (new_k, new_v) = self.layers(x, (rope, mask, cache.index), layer_caches)
+            kv = None
+            cache = cache.replace(k=new_k, v=new_v, index=cache.index + t)
+            del p
+        x = self.final_norm(x)
+        if output == "hidden":
+            out = x
+        elif output == "logits":
+            out = jnp.einsum(
+                "btd,dv->btv", x, self.unembedding().astype(cdt), preferred_element_type=jnp.float32
+            )
+        else:
+            raise ValueError(f"output must be 'logits' or 'hidden', got {output!r}")
+        if cache is not None:
+            return out, cache
+        return (out, kv) if return_kv else out
+
+
+def init_params(config: ModelConfig, rng: jax.Array) -> Params:
+    """Random parameters (unboxed pytree). Use `jax.eval_shape` on it for abstract shapes."""
+    tokens = jnp.zeros((1, 1), jnp.int32)
+    variables = Transformer(config).init(rng, tokens, tokens)
+    return nn.meta.unbox(variables["params"])
+
+
+def param_logical_axes(config: ModelConfig) -> Params:
+    """Pytree (like the params) of `jax.sharding.PartitionSpec` of logical axis names."""
+    tokens = jnp.zeros((1, 1), jnp.int32)
+    abstract = jax.eval_shape(lambda: Transformer(config).init(jax.random.key(0), tokens, tokens))
+    return nn.get_partition_spec(abstract)["params"]
+
+
+def unembedding(params: Params, config: ModelConfig) -> jax.Array:
+    """[D, V] output projection from a params pytree."""
+    return params["embedding"].T if config.tie_word_embeddings else params["lm_head"]
+
+
+def forward(params: Params, config: ModelConfig, tokens_BxT, mask_BxT=None, **kwargs):
+    """Convenience: no-cache call with positions derived from the (left-padding) mask."""
+    if mask_BxT is None:
+        mask_BxT = jnp.ones(tokens_BxT.shape, jnp.int32)
+    positions = positions_from_mask(mask_BxT)
+    return Transformer(config).apply({"params": params}, tokens_BxT, positions, mask_BxT, **kwargs)
+
+
+def prefill(
+    params: Params,
+    config: ModelConfig,
+    tokens_PxT: jax.Array,
+    mask_PxT: jax.Array,
+    num_samples: int,
+    max_new_tokens: int,
+) -> tuple[jax.Array, KVCache]:
+    """Runs the prompts once and builds a cache for ``num_samples`` continuations each.
+
+    Returns the logits of each prompt's last position [P, V] (float32) and a `KVCache` with
+    N = P * num_samples rows and room for ``max_new_tokens`` generated tokens.
+    """
+    positions = positions_from_mask(mask_PxT)
+    logits, (k, v) = Transformer(config).apply(
+        {"params": params}, tokens_PxT, positions, mask_PxT, return_kv=True
+    )
+    n = tokens_PxT.shape[0] * num_samples
+    suffix_shape = (config.num_layers, n, max_new_tokens, config.num_kv_heads, config.head_dim)
+    cache = KVCache(
+        prefix_k=k,
+        prefix_v=v,
+        prefix_mask=mask_PxT.astype(bool),
+        k=jnp.zeros(suffix_shape, k.dtype),
+        v=jnp.zeros(suffix_shape, v.dtype),
+        index=jnp.zeros((), jnp.int32),
+    )
+    return logits[:, -1], cache
+
+
+def decode_step(
+    params: Params,
+    config: ModelConfig,
+    tokens_NxT: jax.Array,
+    positions_NxT: jax.Array,
+    cache: KVCache,
+) -> tuple[jax.Array, KVCache]:
+    """Feeds T new tokens per row (usually T = 1); returns logits [N, T, V] and the cache."""
+    return Transformer(config).apply({"params": params}, tokens_NxT, positions_NxT, cache=cache)
