@@ -62,9 +62,12 @@ def make_mesh(
             f"mesh data={sizes[0]} x fsdp={sizes[1]} x tensor={sizes[2]} needs "
             f"{math.prod(sizes)} devices, {len(devices)} available"
         )
+    # Auto axes: XLA's sharding propagation decides intermediate layouts; we constrain
+    # parameters and batches explicitly.
+    auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
     if devices == list(jax.devices()):
-        return jax.make_mesh(tuple(sizes), MESH_AXES)
-    return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)
+        return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=auto)
+    return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES, axis_types=auto)
 
 
 def _mesh_axes_for(
