@@ -14,10 +14,12 @@ Data path (one call of :func:`failures_to_tasks` per training step):
    Every drop is counted under a reason for metrics.
 
 Variable selection (at most K, default 3), over the traced variables in the tracer's
-capture order, after dropping names that are not identifiers, plain names that stand for
-several qualified names (``f.x`` and ``g.x``), and values that are not askable
-(:func:`coderl_jax.rl.values.is_askable`: truncated, unrepresentable, or longer than the
-size cap):
+order (each entry placed where it was last recorded: a function's locals when its frame
+last finished, module names at the end), after dropping names that are not identifiers,
+plain names that stand for several scopes (``f.x`` and ``x``: "the final value of x" would
+be ambiguous, so neither is asked, rather than ``plain_variable_names``' last-recorded-wins),
+and values that are not askable (:func:`coderl_jax.rl.values.is_askable`: truncated,
+unrepresentable, or longer than the size cap):
 
 * ``"official"``: the last K captured.
 * ``"loops"``: the last K among variables assigned inside a ``for``/``while`` body or
@@ -208,10 +210,14 @@ def select_candidates(
     return selected, dict(counts)
 
 
+def plain_name(qualified: str) -> str:
+    """``"Solution.solve.x"`` -> ``"x"``: the tracer qualifies names by scope with dots."""
+    return qualified.rsplit(".", 1)[-1]
+
+
 def select_variables(
     program: str,
     traced: dict[str, Any],
-    plain_names: dict[str, str],
     config: AlignmentConfig,
 ) -> dict[str, Any]:
     """Chooses V from traced final values (rules in the module docstring).
@@ -219,12 +225,11 @@ def select_variables(
     Args:
       program: source, for the ``loops`` policy.
       traced: qualified name -> encoded final value, in capture order.
-      plain_names: qualified name -> plain name (``execution.plain_variable_names``).
     Returns plain name -> encoded value for the chosen variables, in capture order.
     """
     qualified_by_plain = collections.defaultdict(list)
     for qualified in traced:
-        qualified_by_plain[plain_names.get(qualified, qualified)].append(qualified)
+        qualified_by_plain[plain_name(qualified)].append(qualified)
     eligible = [
         (plain, traced[qualified[0]])
         for plain, qualified in qualified_by_plain.items()
@@ -253,12 +258,6 @@ def _default_job_factory() -> Callable[..., Any]:
     return Job
 
 
-def _default_plain_names() -> Callable[[dict], dict]:
-    from coderl_jax.execution import plain_variable_names
-
-    return plain_variable_names
-
-
 def _text(stream: str | bytes | None) -> str:
     if isinstance(stream, bytes):
         return stream.decode("utf-8", errors="replace")
@@ -273,7 +272,6 @@ def failures_to_tasks(
     config: AlignmentConfig = AlignmentConfig(),
     count_tokens: Callable[[str], int] | None = None,
     job_factory: Callable[..., Any] | None = None,
-    plain_names: Callable[[dict], dict] | None = None,
 ) -> tuple[list[AlignmentTask], dict[str, int]]:
     """Converts candidates into alignment tasks with ONE traced sandbox batch.
 
@@ -290,15 +288,12 @@ def failures_to_tasks(
       count_tokens: prompt text -> token count; required when ``config.max_prompt_tokens``.
       job_factory: builds a job from ``code, stdin (bytes), call, trace, timeout_s``;
         default ``coderl_jax.execution.Job``.
-      plain_names: qualified -> plain variable names; default
-        ``coderl_jax.execution.plain_variable_names``.
     Returns:
       ``(tasks, counts)``; counts hold ``drop/<reason>`` and ``tasks``.
     """
     if config.max_prompt_tokens is not None and count_tokens is None:
         raise ValueError("failures_to_tasks: config.max_prompt_tokens needs count_tokens")
     job_factory = job_factory or _default_job_factory()
-    plain_names = plain_names or _default_plain_names()
     counts = collections.Counter()
     unique, seen_program_input = [], set()
     for candidate in candidates:
@@ -327,7 +322,7 @@ def failures_to_tasks(
         raise ValueError(f"run_batch returned {len(results)} results for {len(jobs)} jobs")
     tasks, seen_input_output = [], set()
     for candidate, result in zip(unique, results):
-        task, reason = _task_from_result(candidate, result, step, config, plain_names)
+        task, reason = _task_from_result(candidate, result, step, config)
         if task is not None and config.max_prompt_tokens is not None:
             if count_tokens(task.prompt()) > config.max_prompt_tokens:
                 task, reason = None, "prompt_too_long"
@@ -349,7 +344,6 @@ def _task_from_result(
     result: Any,
     step: int,
     config: AlignmentConfig,
-    plain_names: Callable[[dict], dict],
 ) -> tuple[AlignmentTask | None, str]:
     if result.status != "ok":
         return None, f"trace_{result.status}"
@@ -366,7 +360,7 @@ def _task_from_result(
         if not is_askable(output, config.max_output_chars):
             return None, "output_unaskable"
     traced = dict(result.variables or {})
-    chosen = select_variables(candidate.program, traced, plain_names(traced), config)
+    chosen = select_variables(candidate.program, traced, config)
     if not chosen:
         return None, "no_askable_variables"
     task = AlignmentTask(

@@ -30,7 +30,7 @@ from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned
 from coderl_jax.rl.rewards import alignment_reward
 
 try:
-    from coderl_jax.execution import Job, plain_variable_names, run_program
+    from coderl_jax.execution import Job, run_program
 except ImportError:
     run_program = None
 needs_sandbox = pytest.mark.skipif(
@@ -134,10 +134,6 @@ class RecordedSandbox:
         return [self.table[(j.code, j.stdin, j.call)] for j in jobs]
 
 
-def plain_tail(variables: dict) -> dict:
-    return {name: name.rsplit(".", 1)[-1] for name in variables}
-
-
 def rollout(program, stdin="", call=None, reward=0.0, status="ok", stdout="x", ret=None, pid="p"):
     kind = "call" if call else "stdin"
     return CodeRollout(pid, program, reward, kind, stdin, call, status, stdout, ret)
@@ -151,7 +147,6 @@ def convert(rollouts, config=None, **kwargs):
         step=7,
         config=config or AlignmentConfig(),
         job_factory=RecordedJob,
-        plain_names=plain_tail,
         **kwargs,
     )
     return tasks, counts, sandbox
@@ -223,17 +218,17 @@ def test_names_assigned_in_loops():
 
 
 def test_select_variables_policies():
-    official = select_variables(MAX_PROGRAM, MAX_TRACE, plain_tail(MAX_TRACE), AlignmentConfig())
+    official = select_variables(MAX_PROGRAM, MAX_TRACE, AlignmentConfig())
     assert official == {"v": 4, "half": 4, "label": "max"}
     loops = AlignmentConfig(variable_policy="loops")
-    assert select_variables(MAX_PROGRAM, MAX_TRACE, plain_tail(MAX_TRACE), loops) == {
+    assert select_variables(MAX_PROGRAM, MAX_TRACE, loops) == {
         "best": 9,
         "count": 2,
         "v": 4,
     }
     # Fewer loop variables than K: filled with the last others, kept in capture order.
     five = AlignmentConfig(variable_policy="loops", max_variables=5)
-    assert list(select_variables(MAX_PROGRAM, MAX_TRACE, plain_tail(MAX_TRACE), five)) == [
+    assert list(select_variables(MAX_PROGRAM, MAX_TRACE, five)) == [
         "best",
         "count",
         "v",
@@ -241,13 +236,15 @@ def test_select_variables_policies():
         "label",
     ]
     one = AlignmentConfig(max_variables=1)
-    assert select_variables(MAX_PROGRAM, MAX_TRACE, plain_tail(MAX_TRACE), one) == {"label": "max"}
+    assert select_variables(MAX_PROGRAM, MAX_TRACE, one) == {"label": "max"}
 
 
 def test_select_variables_filters():
     traced = {
         "f.x": 1,
         "g.x": 2,  # plain name "x" is ambiguous: not asked
+        "Solution.solve.n": 4,
+        "n": 5,  # module and method both have "n": ambiguous too
         "big": {"__bigint__": "1234", "digits": 9000},
         "obj": {"__unrepresentable__": "Foo", "reason": "object"},
         "long": list(range(100)),  # over the size cap
@@ -255,7 +252,7 @@ def test_select_variables_filters():
         "f.<lambda>": 3,  # not an identifier
     }
     config = AlignmentConfig(max_value_chars=50)
-    assert select_variables("", traced, plain_tail(traced), config) == {"ok": [1, 2]}
+    assert select_variables("", traced, config) == {"ok": [1, 2]}
 
 
 def test_failures_to_tasks_one_batch_filters_and_dedup():
@@ -422,7 +419,6 @@ def test_real_sandbox_conversion_end_to_end():
         step=1,
         config=config,
         job_factory=Job,
-        plain_names=plain_variable_names,
     )
     by_problem = {t.problem_id: t for t in tasks}
     assert set(by_problem) == {"max", "pairs"}, counts
