@@ -3,9 +3,10 @@
 The sandbox (tracing) is merged separately. Until then the conversion tests replay traced
 results computed by hand for the hand-written programs below (``RecordedSandbox``); their
 stdout/return values are checked against real Python execution in
-``test_recorded_outputs_match_python``. Tests marked ``needs_sandbox`` run the same programs
-through the real ``coderl_jax.execution.run_program`` and are skipped only while it does
-not exist.
+``test_recorded_outputs_match_python``, and the traces (values and order) were checked
+against the sandbox branch's ``VariableTracer`` (commit ba99e21) before it was merged.
+Tests marked ``needs_sandbox`` run the same programs through the real
+``coderl_jax.execution.run_program`` and are skipped only while it does not exist.
 """
 
 import dataclasses
@@ -15,7 +16,6 @@ from typing import Any
 import pytest
 
 from coderl_jax.execution import spec
-from coderl_jax.rl import alignment
 from coderl_jax.rl.alignment import (
     AlignmentConfig,
     AlignmentTask,
@@ -28,6 +28,7 @@ from coderl_jax.rl.alignment import (
 from coderl_jax.rl.alignment_prompt import render_call
 from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned_in_loops
 from coderl_jax.rl.rewards import alignment_reward
+from coderl_jax.rl.values import to_prompt_literal
 
 try:
     from coderl_jax.execution import Job, run_program
@@ -427,8 +428,8 @@ def test_real_sandbox_conversion_end_to_end():
         compared = set(task.variables) & set(hand_plain)
         assert compared, task  # e.g. comprehension variables may differ by Python version
         for name in compared:  # the tracer agrees with the hand-computed labels
-            assert json.loads(alignment.to_prompt_literal(task.labels[name])) == json.loads(
-                alignment.to_prompt_literal(hand_plain[name])
+            assert json.loads(to_prompt_literal(task.labels[name])) == json.loads(
+                to_prompt_literal(hand_plain[name])
             ), name
         assert (
             alignment_reward(
