@@ -244,7 +244,7 @@ def select_variables(
         in_loops = names_assigned_in_loops(program)
         preferred = [name for name, _ in eligible if name in in_loops][-k:]
         others = [name for name, _ in eligible if name not in in_loops]
-        fill = others[len(others) - (k - len(preferred)) :] if len(preferred) < k else []
+        fill = others[max(0, len(others) - (k - len(preferred))) :] if len(preferred) < k else []
         chosen = [item for item in eligible if item[0] in preferred or item[0] in fill]
     return dict(chosen)
 

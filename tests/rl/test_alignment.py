@@ -236,6 +236,10 @@ def test_select_variables_policies():
         "half",
         "label",
     ]
+    ten = AlignmentConfig(variable_policy="loops", max_variables=10)
+    assert select_variables(MAX_PROGRAM, MAX_TRACE, ten) == {
+        key.split(".")[1]: value for key, value in MAX_TRACE.items()
+    }
     one = AlignmentConfig(max_variables=1)
     assert select_variables(MAX_PROGRAM, MAX_TRACE, one) == {"label": "max"}
 
