@@ -236,8 +236,8 @@ def test_select_variables_policies():
         "half",
         "label",
     ]
-    ten = AlignmentConfig(variable_policy="loops", max_variables=10)
-    assert select_variables(MAX_PROGRAM, MAX_TRACE, ten) == {
+    eight = AlignmentConfig(variable_policy="loops", max_variables=8)
+    assert select_variables(MAX_PROGRAM, MAX_TRACE, eight) == {
         key.split(".")[1]: value for key, value in MAX_TRACE.items()
     }
     one = AlignmentConfig(max_variables=1)
