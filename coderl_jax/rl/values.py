@@ -5,9 +5,9 @@ value encoding of :mod:`coderl_jax.execution.spec` (plain JSON plus tagged objec
 tuples, sets, non-``str``-key dicts, non-finite floats, truncated ints and unrepresentable
 values). The model answers in plain JSON. This module connects the two:
 
-* :func:`decode_value` turns an encoded value into Python objects (tuples, frozensets,
-  dicts with any keys, ``nan``/``inf`` floats; :class:`TruncatedInt` and
-  :class:`Unrepresentable` for what the encoding could not carry).
+* :func:`decode_label` turns an encoded value into Python objects (unlike
+  ``execution.encoding.decode_value``, sets become hashable ``frozenset`` and truncated or
+  unrepresentable values become marker objects that never equal anything).
 * :func:`to_prompt_literal` renders an encoded value as the JSON text the model should write,
   so labels and the answer format stated in the prompt agree.
 * :func:`values_equal` judges a predicted (JSON-parsed) value against an encoded label.
@@ -115,7 +115,7 @@ def _tag_of(value: Any) -> str | None:
     return None
 
 
-def decode_value(encoded: Any) -> Any:
+def decode_label(encoded: Any) -> Any:
     """Decodes a value-encoded JSON object into Python values.
 
     Tuples become ``tuple``, sets ``frozenset`` (hashable, so they can sit inside sets and
@@ -132,10 +132,10 @@ def decode_value(encoded: Any) -> Any:
             )
         return _NONFINITE_FLOATS[word]
     if tag == TAG_TUPLE:
-        return tuple(decode_value(item) for item in _list_field(encoded, TAG_TUPLE))
+        return tuple(decode_label(item) for item in _list_field(encoded, TAG_TUPLE))
     if tag == TAG_SET:
         try:
-            return frozenset(decode_value(item) for item in _list_field(encoded, TAG_SET))
+            return frozenset(decode_label(item) for item in _list_field(encoded, TAG_SET))
         except TypeError as e:
             raise ValueError(f"{TAG_SET} item is not hashable: {e}") from e
     if tag == TAG_DICT:
@@ -143,9 +143,9 @@ def decode_value(encoded: Any) -> Any:
         for pair in _list_field(encoded, TAG_DICT):
             if not (isinstance(pair, list) and len(pair) == 2):
                 raise ValueError(f"{TAG_DICT} items must be [key, value] pairs, got {pair!r}")
-            key = decode_value(pair[0])
+            key = decode_label(pair[0])
             try:
-                decoded[key] = decode_value(pair[1])
+                decoded[key] = decode_label(pair[1])
             except TypeError as e:
                 raise ValueError(f"{TAG_DICT} key is not hashable: {e}") from e
         return decoded
@@ -154,9 +154,9 @@ def decode_value(encoded: Any) -> Any:
     if tag == TAG_UNREPRESENTABLE:
         return Unrepresentable(str(encoded[TAG_UNREPRESENTABLE]), str(encoded["reason"]))
     if isinstance(encoded, list):
-        return [decode_value(item) for item in encoded]
+        return [decode_label(item) for item in encoded]
     if isinstance(encoded, dict):
-        return {key: decode_value(value) for key, value in encoded.items()}
+        return {key: decode_label(value) for key, value in encoded.items()}
     if encoded is None or isinstance(encoded, (bool, int, float, str)):
         return encoded
     raise ValueError(f"not a JSON value: {type(encoded).__name__}")
@@ -207,7 +207,7 @@ def to_prompt_literal(encoded: Any) -> str:
     ``"-inf"``. ``values_equal(json.loads(to_prompt_literal(v)), v)`` holds for every value
     :func:`is_askable` accepts. Raises ``ValueError`` for truncated/unrepresentable values.
     """
-    return json.dumps(_plain(decode_value(encoded)), ensure_ascii=False)
+    return json.dumps(_plain(decode_label(encoded)), ensure_ascii=False)
 
 
 def is_askable(encoded: Any, max_chars: int) -> bool:
@@ -232,7 +232,7 @@ def values_equal(predicted: Any, expected_encoded: Any) -> bool:
       expected_encoded: the label in the value encoding of ``coderl_jax.execution.spec``.
     """
     try:
-        expected = decode_value(expected_encoded)
+        expected = decode_label(expected_encoded)
     except ValueError:
         return False
     return _matches(predicted, expected)

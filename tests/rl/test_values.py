@@ -9,7 +9,7 @@ from coderl_jax.rl import values
 from coderl_jax.rl.values import (
     TruncatedInt,
     Unrepresentable,
-    decode_value,
+    decode_label,
     is_askable,
     stdout_equal,
     to_prompt_literal,
@@ -21,27 +21,27 @@ UNREPR = {"__unrepresentable__": "function", "reason": "not data"}
 
 
 def test_decode_value_tagged_objects():
-    assert decode_value({"__tuple__": [1, {"__tuple__": []}]}) == (1, ())
-    assert decode_value({"__set__": [1, 2]}) == frozenset({1, 2})
-    assert decode_value({"__dict__": [[{"__tuple__": [1, 2]}, "a"], [3, "b"]]}) == {
+    assert decode_label({"__tuple__": [1, {"__tuple__": []}]}) == (1, ())
+    assert decode_label({"__set__": [1, 2]}) == frozenset({1, 2})
+    assert decode_label({"__dict__": [[{"__tuple__": [1, 2]}, "a"], [3, "b"]]}) == {
         (1, 2): "a",
         3: "b",
     }
-    assert math.isnan(decode_value({"__float__": "nan"}))
-    assert decode_value({"__float__": "-inf"}) == -math.inf
-    assert decode_value(BIGINT) == TruncatedInt("12345", 5000)
-    assert decode_value(UNREPR) == Unrepresentable("function", "not data")
+    assert math.isnan(decode_label({"__float__": "nan"}))
+    assert decode_label({"__float__": "-inf"}) == -math.inf
+    assert decode_label(BIGINT) == TruncatedInt("12345", 5000)
+    assert decode_label(UNREPR) == Unrepresentable("function", "not data")
     # A dict with other keys besides a tag name is a plain dict.
-    assert decode_value({"__tuple__": [1], "x": 2}) == {"__tuple__": [1], "x": 2}
+    assert decode_label({"__tuple__": [1], "x": 2}) == {"__tuple__": [1], "x": 2}
 
 
 def test_decode_value_rejects_malformed():
     with pytest.raises(ValueError, match="__float__"):
-        decode_value({"__float__": "huge"})
+        decode_label({"__float__": "huge"})
     with pytest.raises(ValueError, match="JSON list"):
-        decode_value({"__tuple__": 3})
+        decode_label({"__tuple__": 3})
     with pytest.raises(ValueError, match="pairs"):
-        decode_value({"__dict__": [[1]]})
+        decode_label({"__dict__": [[1]]})
 
 
 def test_rule_exact():
