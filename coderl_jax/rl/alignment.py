@@ -87,6 +87,7 @@ class AlignmentTask:
 
     @property
     def input_key(self) -> tuple:
+        """Identity of the input, for deduplication."""
         return (self.input_kind, self.stdin, self.call)
 
     def prompt(self) -> str:
@@ -106,6 +107,7 @@ class AlignmentTask:
         return f'{{"final_output": {output}, "variables": {{{variables}}}}}'
 
     def to_json(self) -> dict:
+        """JSON-ready dict (exact round trip through :meth:`from_json`)."""
         return {
             **dataclasses.asdict(self),
             "call": list(self.call) if self.call else None,
@@ -114,6 +116,7 @@ class AlignmentTask:
 
     @classmethod
     def from_json(cls, d: dict) -> AlignmentTask:
+        """Inverse of :meth:`to_json`; validates like the constructor."""
         return cls(**{**d, "call": tuple(d["call"]) if d["call"] else None})
 
 
@@ -147,7 +150,8 @@ def first_test_input(spec: TestSpec) -> tuple[str, str, tuple[str, str] | None]:
 
 @dataclasses.dataclass(frozen=True)
 class AlignmentConfig:
-    """Settings of failure -> task conversion (defaults follow the official code)."""
+    """Settings of failure -> task conversion. K = 3, "official" selection and the
+    (input, output) dedup follow the official code; the size caps are this project's."""
 
     max_variables: int = 3  # K: at most this many variables asked per task
     variable_policy: str = "official"  # "official" (last K captured) | "loops"
