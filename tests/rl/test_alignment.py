@@ -31,7 +31,7 @@ from coderl_jax.rl.rewards import alignment_reward
 from coderl_jax.rl.values import to_prompt_literal
 
 try:
-    from coderl_jax.execution import Job, run_program
+    from coderl_jax.execution import run_program
 except ImportError:
     run_program = None
 needs_sandbox = pytest.mark.skipif(
@@ -406,6 +406,8 @@ def test_task_validation():
 
 @needs_sandbox
 def test_real_sandbox_conversion_end_to_end():
+    from coderl_jax.execution import Job  # part of the contract: fail, don't skip, if absent
+
     def run_batch(jobs):
         return [
             run_program(j.code, stdin=j.stdin, timeout_s=j.timeout_s, trace=j.trace, call=j.call)
