@@ -155,6 +155,11 @@ class ModelConfig:
             bos_token_id=hf.get("bos_token_id"),
             eos_token_id=hf.get("eos_token_id"),
         )
+        # Weights stay in the checkpoint's dtype unless overridden; bf16 weights compute in bf16.
+        stored = hf.get("dtype") or hf.get("torch_dtype")
+        if stored in DTYPES:
+            kwargs["param_dtype"] = stored
+            kwargs["compute_dtype"] = "float32" if stored == "float32" else stored
         kwargs.update(overrides)
         return cls(**kwargs)
 
