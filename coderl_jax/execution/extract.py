@@ -15,10 +15,11 @@ looks for fences, in this order of preference:
 5. ``no_code``: otherwise ``None``. Unfenced code is not guessed at: the instruction asks for a
    fence, and the reward should teach that.
 
-A fence opens with three backticks (usually at the start of a line, but small models also write
-``Answer: ```python``), an optional tag, then a newline; it closes at the next three backticks, wherever they are (small models
-often write ``print(x)```). Blocks whose body is blank are ignored. The returned code is
-dedented, has leading and trailing blank lines removed, and ends with one newline.
+A fence opens with three backticks (usually at the start of a line, but small models also
+write ``Answer: ```python``), an optional tag, then a newline; it closes at the next three
+backticks, wherever they are (small models often write ``print(x)```). Blocks whose body is
+blank are ignored. The returned code is dedented, has leading and trailing blank lines
+removed, and ends with one newline.
 """
 
 from __future__ import annotations
