@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from coderl_jax.data.synthetic.family import WORDS, Family, int_list, word_line
 
+SEPARATORS = ("-", ",", " ", "+", "_", ":", "/", "|", ".", ", ", " - ", "->", "::", "; ", "~", "=",
+              "#", "*", "..", " + ")  # fmt: skip
+
 
 def _nums(lo: int, hi: int, min_len: int = 3, max_len: int = 8):
     return lambda r, p: [int_list(r, lo, hi, min_len, max_len)]
@@ -70,14 +73,14 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "Write a function join_reversed_words(s) that returns the words of the string s in "
             "reverse order, joined by '{sep}'.",
             "Define join_reversed_words(s): split s into words, reverse their order and join "
-            "them with {sep}; return the result.",
+            "them with '{sep}'; return the result.",
             "Implement join_reversed_words(s), which returns '{sep}'.join of the words of s "
             "from last to first.",
             "Create join_reversed_words taking a sentence s and returning its words backwards, "
             "separated by '{sep}'.",
         ),
         solution='def join_reversed_words(s):\n    return "{sep}".join(s.split()[::-1])',
-        sample_params=lambda r: {"sep": r.choice(["-", ",", " ", "+", "_", ":", "/", "|", "."])},
+        sample_params=lambda r: {"sep": r.choice(SEPARATORS)},
         sample_input=lambda r, p: [word_line(r, 1, 6)],
         answer=lambda p, s: p["sep"].join(reversed(s.split(" "))),
     ),

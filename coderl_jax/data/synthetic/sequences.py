@@ -337,7 +337,7 @@ SIMULATION_FAMILIES: tuple[Family, ...] = (
             "decreases by {k} each step.",
         ),
         solution="n = int(input())\nprint(*range(n, 0, -{k}))",
-        sample_params=lambda r: (lambda k: {"k": k, "k2": 2 * k})(r.randint(1, 15)),
+        sample_params=lambda r: (lambda k: {"k": k, "k2": 2 * k})(r.randint(1, 30)),
         sample_input=lambda r, p: r.randint(1, 12 * p["k"]),
         answer=lambda p, n: [n - i * p["k"] for i in range((n - 1) // p["k"] + 1)],
     ),

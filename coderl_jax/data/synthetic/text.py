@@ -7,6 +7,7 @@ from coderl_jax.data.synthetic.family import LETTERS, VOWELS, WORDS, Family, let
 
 INITIALS = sorted({w[0] for w in WORDS})
 FILLERS = "*#!?-_+=."
+CONSONANTS = "".join(c for c in LETTERS if c not in VOWELS)
 
 
 def _words(min_len: int = 2, max_len: int = 6):
@@ -160,7 +161,7 @@ STRING_FAMILIES: tuple[Family, ...] = (
             "becomes {c}.",
         ),
         solution='s = input()\nprint("".join("{c}" if ch in "aeiou" else ch for ch in s))',
-        sample_params=lambda r: {"c": r.choice(FILLERS + "xyzkq")},
+        sample_params=lambda r: {"c": r.choice(FILLERS + CONSONANTS)},
         sample_input=_words(),
         answer=lambda p, s: s.translate(str.maketrans(VOWELS, p["c"] * 5)),
     ),
