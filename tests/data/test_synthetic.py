@@ -1,0 +1,149 @@
+"""The synthetic dataset: family contract, determinism, split disjointness, held-out families."""
+
+import collections
+import hashlib
+import json
+import random
+
+import pytest
+
+from coderl_jax.data.problems import Problem
+from coderl_jax.data.synthetic import (
+    ALL_FAMILIES,
+    HELDOUT_FAMILIES,
+    SPLITS,
+    VERSION,
+    draw_instance,
+    families_of_split,
+    generate_problems,
+    get_family,
+    list_families,
+    statement_split,
+)
+from coderl_jax.data.synthetic.family import to_text
+
+# sha256 of the JSON of generate_problems("train", 40, seed=0). Generation changed on purpose?
+# Bump VERSION and update this digest.
+GOLDEN_VERSION = "1.0.0"
+GOLDEN_TRAIN_DIGEST = "1cc5e21cd0330b11bd4d27cde8db0cf549caf8ca3128ee1cb90a7c51be4a5dc1"
+
+
+def _digest(problems):
+    text = "\n".join(p.to_json_str() for p in problems)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_registry_has_at_least_40_families_of_both_kinds():
+    names = list_families()
+    assert len(names) == len(set(names)) == len(ALL_FAMILIES) >= 40
+    kinds = collections.Counter(get_family(n).kind for n in names)
+    assert kinds["stdio"] > kinds["call"] >= 10
+    topics = {get_family(n).topic for n in names}
+    assert {"arithmetic", "loops", "conditionals", "lists", "strings", "counting"} <= topics
+    assert {"simulation", "functions"} <= topics
+    assert len(HELDOUT_FAMILIES) == 4 and set(HELDOUT_FAMILIES) <= set(names)
+    with pytest.raises(KeyError, match="unknown synthetic family 'nope'"):
+        get_family("nope")
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES, ids=lambda f: f.name)
+def test_family_instances_are_well_formed(family):
+    rng = random.Random(f"well-formed:{family.name}")
+    statements = set()
+    for _ in range(5):
+        inst = draw_instance(family, rng, num_tests=6)
+        statements.add(inst.statement)
+        tests = inst.tests
+        assert tests.kind == family.kind and tests.num_tests == 6
+        assert len(set(tests.inputs)) == 6, "test inputs must be distinct"
+        assert 8 <= len(inst.statement.split()) <= 45, inst.statement
+        assert 2 <= inst.solution.count("\n") <= 6, inst.solution
+        assert "{" not in inst.statement.replace("{letter: count}", "")
+        compile(inst.solution, family.name, "exec")
+        json.dumps(inst.params)
+        for inp, out in zip(tests.inputs, tests.outputs):
+            if family.kind == "call":
+                assert isinstance(json.loads(inp), list)
+                json.loads(out)
+                assert f"def {family.fn_name}(" in inst.solution
+                assert family.fn_name in inst.statement
+            else:
+                assert inp.endswith("\n") and out.endswith("\n") and out.strip()
+                assert "input()" in inst.solution and "print(" in inst.solution
+    assert len(statements) >= 2, "wording or parameters must vary"
+
+
+def test_stdio_rendering():
+    assert to_text(5) == "5\n"
+    assert to_text([1, -2, 3]) == "1 -2 3\n"
+    assert to_text((3, "ab", [4, 5])) == "3\nab\n4 5\n"
+    with pytest.raises(TypeError, match="stdio values"):
+        to_text(True)
+
+
+def test_add_constant_instance_matches_hand_computed_outputs():
+    family = get_family("add_constant")
+    inst = draw_instance(family, random.Random(0), num_tests=6)
+    k = inst.params["k"]
+    assert inst.solution == f"n = int(input())\nprint(n + {k})\n"
+    assert f"{k}" in inst.statement
+    for inp, out in zip(inst.tests.inputs, inst.tests.outputs):
+        assert int(out) == int(inp) + k
+
+
+def test_generation_is_deterministic_and_prefix_stable():
+    a = generate_problems("train", 60, seed=3)
+    assert [p.to_json() for p in a] == [p.to_json() for p in generate_problems("train", 60, 3)]
+    assert generate_problems("train", 25, seed=3) == a[:25]
+    assert [p.statement for p in generate_problems("train", 60, seed=4)] != [p.statement for p in a]
+    assert [Problem.from_json(json.loads(p.to_json_str())) for p in a] == a
+
+
+def test_golden_digest_pins_generation_to_version():
+    assert VERSION == GOLDEN_VERSION, "VERSION bumped: update GOLDEN_TRAIN_DIGEST too"
+    assert _digest(generate_problems("train", 40, seed=0)) == GOLDEN_TRAIN_DIGEST
+
+
+def test_splits_are_instance_disjoint_across_seeds():
+    train = generate_problems("train", 2000, seed=0)
+    others = {
+        "validation": generate_problems("validation", 300, seed=1),
+        "test": generate_problems("test", 300, seed=0),
+    }
+    train_statements = {p.statement for p in train}
+    train_instances = {(p.statement, p.tests) for p in train}
+    for split, problems in others.items():
+        assert not {p.statement for p in problems} & train_statements, split
+        assert not {(p.statement, p.tests) for p in problems} & train_instances, split
+    assert not {p.statement for p in others["validation"]} & {p.statement for p in others["test"]}
+    for split, problems in [("train", train), *others.items()]:
+        assert all(statement_split(p.family, p.statement) == split for p in problems)
+        assert len({(p.statement, p.tests) for p in problems}) == len(problems)
+
+
+def test_heldout_families_appear_only_in_their_split():
+    heldout = generate_problems("test_heldout_families", 40, seed=0)
+    assert collections.Counter(p.family for p in heldout) == {f: 10 for f in HELDOUT_FAMILIES}
+    for split in ("train", "validation", "test"):
+        names = {f.name for f in families_of_split(split)}
+        assert names == set(list_families()) - set(HELDOUT_FAMILIES)
+        problems = generate_problems(split, 2 * len(names), seed=0)
+        # Families cycle, so each appears exactly twice.
+        assert collections.Counter(p.family for p in problems) == {n: 2 for n in names}
+
+
+def test_problem_fields():
+    p = generate_problems("validation", 1, seed=9)[0]
+    assert p.id == "synthetic/validation/000000" and p.source == "synthetic"
+    assert p.metadata["version"] == VERSION and p.metadata["seed"] == 9
+    assert p.metadata["topic"] == get_family(p.family).topic
+    assert 0 <= p.metadata["template_index"] < 4
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="unknown synthetic split 'dev'"):
+        generate_problems("dev", 1, seed=0)
+    with pytest.raises(ValueError, match="num_problems must be >= 0"):
+        generate_problems("train", -1, seed=0)
+    assert generate_problems("test", 0, seed=0) == []
+    assert set(SPLITS) == {"train", "validation", "test", "test_heldout_families"}
