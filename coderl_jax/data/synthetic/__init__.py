@@ -3,7 +3,7 @@ million parameters can learn (short statements, 2-6 line solutions, stdin/stdout
 call-based tests).
 
 ``generate_problems(split, num_problems, seed)`` is the entry point; ``list_families()`` names
-the task families. Families live in ``numbers`` (integer arithmetic, loops, conditionals),
+the task families. Families live in ``numbers`` (integer arithmetic, loops), ``conditionals``,
 ``sequences`` (lists, simulations), ``text`` (strings, counting) and ``functions``
 (call-based); ``generate`` holds the splits.
 """

@@ -25,6 +25,7 @@ import hashlib
 import random
 
 from coderl_jax.data.problems import Problem
+from coderl_jax.data.synthetic.conditionals import CONDITIONAL_FAMILIES
 from coderl_jax.data.synthetic.family import Family, draw_instance
 from coderl_jax.data.synthetic.functions import FUNCTION_FAMILIES
 from coderl_jax.data.synthetic.numbers import NUMBER_FAMILIES
@@ -50,6 +51,7 @@ MAX_DRAWS_PER_PROBLEM = 5000
 
 ALL_FAMILIES: tuple[Family, ...] = (
     NUMBER_FAMILIES
+    + CONDITIONAL_FAMILIES
     + LIST_FAMILIES
     + SIMULATION_FAMILIES
     + STRING_FAMILIES
