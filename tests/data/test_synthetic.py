@@ -25,7 +25,7 @@ from coderl_jax.data.synthetic.family import to_text
 # sha256 of the JSON of generate_problems("train", 40, seed=0). Generation changed on purpose?
 # Bump VERSION and update this digest.
 GOLDEN_VERSION = "1.0.0"
-GOLDEN_TRAIN_DIGEST = "3021978f24b2968957dc5c21897006681fc98baaf89b2a4532ce4be2459eb009"
+GOLDEN_TRAIN_DIGEST = "766b1f2ca9830f8b9585b8409dc082d35a4f914c90ec7659b3c9ae19f4619ec8"
 
 
 def _digest(problems):
@@ -56,6 +56,7 @@ def test_family_instances_are_well_formed(family):
         tests = inst.tests
         assert tests.kind == family.kind and tests.num_tests == 6
         assert len(set(tests.inputs)) == 6, "test inputs must be distinct"
+        assert len(set(tests.outputs)) >= 2, "a constant-output program must not pass"
         assert 8 <= len(inst.statement.split()) <= 45, inst.statement
         assert 2 <= inst.solution.count("\n") <= 6, inst.solution
         assert "{" not in inst.statement.replace("{letter: count}", "")

@@ -9,10 +9,6 @@ def _n(lo: int, hi: int):
     return lambda r, p: r.randint(lo, hi)
 
 
-def _two(lo: int, hi: int):
-    return lambda r, p: [r.randint(lo, hi), r.randint(lo, hi)]
-
-
 CONDITIONAL_FAMILIES: tuple[Family, ...] = (
     Family(
         name="near_or_far",
@@ -28,7 +24,9 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
         ),
         solution='a, b = map(int, input().split())\nprint("far" if abs(a - b) > {k} else "near")',
         sample_params=lambda r: {"k": r.randint(1, 50)},
-        sample_input=_two(-60, 60),
+        sample_input=lambda r, p: (lambda a: [a, a + r.randint(-2 * p["k"], 2 * p["k"])])(
+            r.randint(-60, 60)
+        ),
         answer=lambda p, x: "near" if -p["k"] <= x[0] - x[1] <= p["k"] else "far",
     ),
     Family(

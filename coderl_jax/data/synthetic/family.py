@@ -97,8 +97,12 @@ def to_text(value: Any) -> str:
 
 
 def draw_instance(family: Family, rng: random.Random, num_tests: int) -> Instance:
-    """Draws parameters, a wording and ``num_tests`` distinct test inputs (when the input space
-    allows; raises naming the family otherwise)."""
+    """Draws parameters, a wording and ``num_tests`` distinct test inputs.
+
+    The expected outputs are never all equal (for ``num_tests >= 2``): the last test is redrawn
+    until its output differs, so a program printing a constant cannot pass. Raises naming the
+    family when its input sampler cannot supply that.
+    """
     params = family.sample_params(rng)
     template_index = rng.randrange(len(family.templates))
     statement = family.templates[template_index].format(**params)
@@ -113,12 +117,15 @@ def draw_instance(family: Family, rng: random.Random, num_tests: int) -> Instanc
             text, expected = to_text(value), to_text(family.answer(params, value))
         else:
             text, expected = json.dumps(value), json.dumps(family.answer(params, *value))
-        if text not in inputs:
-            inputs.append(text)
-            outputs.append(expected)
+        last = len(inputs) == num_tests - 1
+        if text in inputs or (last and num_tests > 1 and set(outputs) == {expected}):
+            continue
+        inputs.append(text)
+        outputs.append(expected)
     if len(inputs) < num_tests:
         raise ValueError(
-            f"family {family.name}: only {len(inputs)} distinct test inputs for params {params}"
+            f"family {family.name}: could not draw {num_tests} distinct test inputs with "
+            f"varied outputs for params {params}"
         )
     tests = TestSpec(
         kind=family.kind, inputs=tuple(inputs), outputs=tuple(outputs), fn_name=family.fn_name
@@ -134,6 +141,15 @@ def int_list(rng: random.Random, lo: int, hi: int, min_len: int = 3, max_len: in
 def word_line(rng: random.Random, min_len: int = 2, max_len: int = 6, pool=WORDS) -> str:
     """``min_len..max_len`` words from ``pool`` separated by single spaces."""
     return " ".join(rng.choice(pool) for _ in range(rng.randint(min_len, max_len)))
+
+
+def word_line_favouring(rng: random.Random, favoured, min_len: int = 2, max_len: int = 6) -> str:
+    """Like ``word_line``, but each word comes from ``favoured`` (a non-empty sequence) with
+    probability 1/2, so tests about those words are rarely trivial."""
+    return " ".join(
+        rng.choice(favoured if rng.random() < 0.5 else WORDS)
+        for _ in range(rng.randint(min_len, max_len))
+    )
 
 
 def letters_word(rng: random.Random, min_len: int = 3, max_len: int = 9, pool=LETTERS) -> str:

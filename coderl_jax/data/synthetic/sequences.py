@@ -185,7 +185,7 @@ LIST_FAMILIES: tuple[Family, ...] = (
         ),
         solution=READ_LIST + 'print("above" if sum(a) > {k} * len(a) else "not above")',
         sample_params=lambda r: {"k": r.randint(0, 30)},
-        sample_input=_ints(-10, 50),
+        sample_input=lambda r, p: int_list(r, p["k"] - 15, p["k"] + 15),
         answer=lambda p, a: "above" if sum(a) / len(a) > p["k"] else "not above",
     ),
     Family(

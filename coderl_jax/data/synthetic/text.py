@@ -3,7 +3,15 @@ with dictionaries and sets."""
 
 from __future__ import annotations
 
-from coderl_jax.data.synthetic.family import LETTERS, VOWELS, WORDS, Family, letters_word, word_line
+from coderl_jax.data.synthetic.family import (
+    LETTERS,
+    VOWELS,
+    WORDS,
+    Family,
+    letters_word,
+    word_line,
+    word_line_favouring,
+)
 
 INITIALS = sorted({w[0] for w in WORDS})
 FILLERS = "*#!?-_+=."
@@ -12,6 +20,11 @@ CONSONANTS = "".join(c for c in LETTERS if c not in VOWELS)
 
 def _words(min_len: int = 2, max_len: int = 6):
     return lambda r, p: word_line(r, min_len, max_len)
+
+
+def _words_containing(key: str):
+    """Word lines where half the words contain one of the letters of ``params[key]``."""
+    return lambda r, p: word_line_favouring(r, [w for w in WORDS if set(w) & set(p[key])])
 
 
 def _palindrome_or_not(r, p) -> str:
@@ -46,7 +59,7 @@ STRING_FAMILIES: tuple[Family, ...] = (
         ),
         solution='s = input()\nprint(s.count("{c}"))',
         sample_params=lambda r: {"c": r.choice(LETTERS)},
-        sample_input=_words(),
+        sample_input=_words_containing("c"),
         answer=lambda p, s: sum(ch == p["c"] for ch in s),
     ),
     Family(
@@ -64,7 +77,7 @@ STRING_FAMILIES: tuple[Family, ...] = (
         ),
         solution='s = input()\nprint(sum(1 for c in s if c in "{letters}"))',
         sample_params=lambda r: {"letters": "".join(sorted(r.sample(LETTERS, 3)))},
-        sample_input=_words(),
+        sample_input=_words_containing("letters"),
         answer=lambda p, s: sum(s.count(c) for c in p["letters"]),
     ),
     Family(
@@ -98,7 +111,7 @@ STRING_FAMILIES: tuple[Family, ...] = (
         ),
         solution='s = input()\nprint(s.replace("{a}", "{b}"))',
         sample_params=lambda r: dict(zip("ab", r.sample(LETTERS, 2))),
-        sample_input=_words(),
+        sample_input=_words_containing("a"),
         answer=lambda p, s: "".join(p["b"] if c == p["a"] else c for c in s),
     ),
     Family(
@@ -114,7 +127,9 @@ STRING_FAMILIES: tuple[Family, ...] = (
         ),
         solution='words = input().split()\nprint(sum(1 for w in words if w.startswith("{c}")))',
         sample_params=lambda r: {"c": r.choice(INITIALS)},
-        sample_input=_words(3, 8),
+        sample_input=lambda r, p: word_line_favouring(
+            r, [w for w in WORDS if w[0] == p["c"]], 3, 8
+        ),
         answer=lambda p, s: [w[0] for w in s.split()].count(p["c"]),
     ),
     Family(
@@ -177,7 +192,7 @@ STRING_FAMILIES: tuple[Family, ...] = (
         ),
         solution='s = input()\nprint(s.replace("{c}", ""))',
         sample_params=lambda r: {"c": r.choice(LETTERS)},
-        sample_input=_words(),
+        sample_input=_words_containing("c"),
         answer=lambda p, s: "".join(ch for ch in s if ch != p["c"]),
     ),
     Family(
