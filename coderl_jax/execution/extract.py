@@ -15,10 +15,11 @@ looks for fences, in this order of preference:
 5. ``no_code``: otherwise ``None``. Unfenced code is not guessed at: the instruction asks for a
    fence, and the reward should teach that.
 
-A fence opens with three backticks (usually at the start of a line, but small models also
-write ``Answer: ```python``), an optional tag, then a newline; it closes at the next three
-backticks, wherever they are (small models often write ``print(x)```). Blocks whose body is
-blank are ignored. The returned code is dedented, has leading and trailing blank lines
+A fence opens with three backticks at the start of a line or after whitespace (small models
+write ``Answer: ```python``), an optional tag, and nothing else up to the newline; so an echo
+of the instruction ("in ```python ...``` at the end") opens nothing. It closes at the next
+three backticks, wherever they are (small models often write ``print(x)```). Blocks whose
+body is blank are ignored. The returned code is dedented, has leading and trailing blank lines
 removed, and ends with one newline.
 """
 
@@ -36,7 +37,7 @@ EXTRACT_REASONS: tuple[str, ...] = (
 PYTHON_TAGS = frozenset({"python", "py", "python3"})
 
 _FENCE = "```"
-_OPENING_FENCE = re.compile(r"```[ \t]*([^\s`]*)[^\n`]*\n")
+_OPENING_FENCE = re.compile(r"(?:^|(?<=\s))```[ \t]*([^\s`]*)[ \t]*\n", re.MULTILINE)
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 

@@ -38,6 +38,13 @@ from coderl_jax.execution.extract import EXTRACT_REASONS, extract_code, extract_
         ("```python\nprint(7)```", "print(7)\n", "fenced_python"),
         # Opening fence in the middle of a line.
         ("Answer: ```python\nprint(8)\n```", "print(8)\n", "fenced_python"),
+        # The instruction echoed in prose opens no fence.
+        (
+            "Present the code in ```python ...``` at the end.\n```python\nprint(9)\n```",
+            "print(9)\n",
+            "fenced_python",
+        ),
+        ("I will use ```python ...``` at the end.", None, "no_code"),
         # CRLF line endings.
         ("```python\r\nx = 1\r\nprint(x)\r\n```\r\n", "x = 1\nprint(x)\n", "fenced_python"),
         # Indented fence (inside a markdown list) is dedented.
