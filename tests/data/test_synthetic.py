@@ -20,7 +20,7 @@ from coderl_jax.data.synthetic import (
     list_families,
     statement_split,
 )
-from coderl_jax.data.synthetic.family import to_text
+from coderl_jax.data.synthetic.family import Family, to_text
 
 # sha256 of the JSON of generate_problems("train", 40, seed=0). Generation changed on purpose?
 # Bump VERSION and update this digest.
@@ -80,6 +80,42 @@ def test_stdio_rendering():
     assert to_text((3, "ab", [4, 5])) == "3\nab\n4 5\n"
     with pytest.raises(TypeError, match="stdio values"):
         to_text(True)
+
+
+def _family(**overrides):
+    fields = dict(
+        name="echo",
+        topic="arithmetic",
+        kind="stdio",
+        templates=("Print n plus {k}.",) * 4,
+        solution="print(int(input()) + {k})",
+        sample_params=lambda r: {"k": 1},
+        sample_input=lambda r, p: r.randint(0, 100),
+        answer=lambda p, n: n + p["k"],
+    )
+    fields.update(overrides)
+    return Family(**fields)
+
+
+def test_family_contract_is_enforced():
+    with pytest.raises(ValueError, match="needs 4 templates, got 3"):
+        _family(templates=("a", "b", "c"))
+    with pytest.raises(ValueError, match="fn_name is required exactly for call kind"):
+        _family(kind="call")
+    with pytest.raises(ValueError, match="could not draw 6 distinct test inputs"):
+        draw_instance(_family(sample_input=lambda r, p: 5), random.Random(0), 6)
+    # Outputs that never vary cannot make a test set a constant program fails.
+    with pytest.raises(ValueError, match="family echo: could not draw"):
+        draw_instance(_family(answer=lambda p, n: 0), random.Random(0), 6)
+
+
+def test_statement_split_fractions():
+    counts = collections.Counter(statement_split("add_constant", f"s{i}") for i in range(20000))
+    assert set(counts) == {"train", "validation", "test"}
+    assert abs(counts["train"] / 20000 - 0.8) < 0.01
+    assert abs(counts["validation"] / 20000 - 0.1) < 0.01
+    assert abs(counts["test"] / 20000 - 0.1) < 0.01
+    assert statement_split("clip_list", "anything") == "test_heldout_families"
 
 
 def test_add_constant_instance_matches_hand_computed_outputs():
