@@ -50,7 +50,16 @@ def test_json_round_trip_stdio_and_call():
         tests=Spec(kind="call", fn_name="count", inputs=("[[1, 2]]",), outputs=("2",)),
         starter_code="def count(nums):\n",
     )
-    for p in (stdio, call):
+    humaneval_like = Problem(
+        id="humaneval/0",
+        source="humaneval",
+        statement='def add(a, b):\n    """Return a + b."""\n',
+        tests=Spec(
+            kind="assert", check_code="def check(c):\n    assert c(1, 2) == 3\n", entry_point="add"
+        ),
+        reference_solution="    return a + b\n",
+    )
+    for p in (stdio, call, humaneval_like):
         text = json.dumps(p.to_json())
         assert Problem.from_json(json.loads(text)) == p
         assert Problem.from_json(json.loads(p.to_json_str())) == p
