@@ -2,6 +2,12 @@
 
 Sections:
 
+* Code generation: extract the program, run it against the problem's tests in the sandbox
+  (all tests in one child, stopping at the first failure by default); reward 1.0 iff every
+  test passes, else 0.0. Output comparison rules are the test runner's
+  (`coderl_jax.execution.spec`): stdout is compared after normalising line endings and
+  stripping trailing whitespace on each line and trailing blank lines; with a float
+  tolerance, tokens that both parse as floats match within it.
 * Execution semantics alignment (CodeRL+, arXiv 2510.18471): parse the model's answer line
   and score it per item against the traced labels.
 
@@ -24,13 +30,94 @@ A variable the answer omits counts as wrong. Extra keys are ignored.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from coderl_jax.execution.extract import extract_code
+from coderl_jax.execution.spec import TestSpec
 from coderl_jax.rl.values import stdout_equal, values_equal
+
+# ========================================================================= code generation
+
+# Outcome of one code-generation rollout (a metric key each).
+CODE_OUTCOMES: tuple[str, ...] = (
+    "passed",
+    "wrong_answer",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "killed_by_signal",
+    "sandbox_error",
+    "no_code",
+    "syntax_error",
+)
+
+
+def _compiles(code: str) -> bool:
+    """Host-side syntax check (parsing only; nothing runs). Parser blow-ups count as errors."""
+    try:
+        compile(code, "<program>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return True
+
+
+def code_outcome(verdict) -> str:
+    """One of CODE_OUTCOMES for a sandbox `Verdict` of a program that was run."""
+    if verdict.passed:
+        return "passed"
+    if verdict.status == "ok":  # the failing test ran to completion: wrong output
+        return "wrong_answer"
+    return verdict.status if verdict.status in CODE_OUTCOMES else "runtime_error"
+
+
+def code_generation_rewards(
+    completions: Sequence[str],
+    tests: Sequence[TestSpec],
+    check_batch,
+    timeout_s: float = 5.0,
+    float_tolerance: float | None = None,
+) -> tuple[np.ndarray, list[str], list[str | None], list]:
+    """Rewards of code-generation completions.
+
+    Args:
+      completions: model outputs.
+      tests: the problem's tests for each completion.
+      check_batch: ``SandboxPool.check_batch``-like: list of (code, TestSpec) -> Verdicts.
+      timeout_s: per-test wall-clock limit.
+      float_tolerance: if set, overrides each stdio TestSpec's float tolerance.
+
+    Returns:
+      ``(rewards_N float32, outcomes, programs, verdicts)``: programs are None where no code
+      was found; verdicts are None where nothing ran (no code, syntax error).
+    """
+    if len(completions) != len(tests):
+        raise ValueError(f"{len(completions)} completions but {len(tests)} test specs")
+    programs = [extract_code(c) for c in completions]
+    outcomes: list[str] = ["no_code" if p is None else "" for p in programs]
+    to_run = []
+    for i, program in enumerate(programs):
+        if program is None:
+            continue
+        if not _compiles(program):
+            outcomes[i] = "syntax_error"
+            continue
+        spec = tests[i]
+        if float_tolerance is not None and spec.kind == "stdio":
+            spec = dataclasses.replace(spec, float_tolerance=float_tolerance)
+        to_run.append((i, program, spec))
+    verdicts: list = [None] * len(completions)
+    ran = check_batch([(p, s) for _, p, s in to_run], timeout_s=timeout_s) if to_run else []
+    for (i, _, _), verdict in zip(to_run, ran):
+        verdicts[i] = verdict
+        outcomes[i] = code_outcome(verdict)
+    rewards_N = np.array([o == "passed" for o in outcomes], np.float32)
+    return rewards_N, outcomes, programs, verdicts
 
 # =========================================================== execution semantics alignment
 
