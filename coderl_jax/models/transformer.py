@@ -386,8 +386,16 @@ def prefill(
     N = P * num_samples rows and room for ``max_new_tokens`` generated tokens.
     """
     positions = positions_from_mask(mask_PxT)
-    logits, (k, v) = Transformer(config).apply(
-        {"params": params}, tokens_PxT, positions, mask_PxT, return_kv=True
+    # Logits of the last position only: [P, T, V] logits would dwarf the cache at a 150k vocab.
+    hidden, (k, v) = Transformer(config).apply(
+        {"params": params}, tokens_PxT, positions, mask_PxT, output="hidden", return_kv=True
+    )
+    cdt = dtype_of(config.compute_dtype)
+    last_logits = jnp.einsum(
+        "pd,dv->pv",
+        hidden[:, -1],
+        unembedding(params, config).astype(cdt),
+        preferred_element_type=jnp.float32,
     )
     n = tokens_PxT.shape[0] * num_samples
     suffix_shape = (config.num_layers, n, max_new_tokens, config.num_kv_heads, config.head_dim)
@@ -399,7 +407,7 @@ def prefill(
         v=jnp.zeros(suffix_shape, v.dtype),
         index=jnp.zeros((), jnp.int32),
     )
-    return logits[:, -1], cache
+    return last_logits, cache
 
 
 def decode_step(
