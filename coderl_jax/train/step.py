@@ -104,6 +104,19 @@ def train_step(
       ``(new_state, metrics)``: scalar metrics, namespaced ``train/...`` and
       ``rollout/{code,align}/...``.
     """
+    rows = batch.tokens.shape[0]
+    micro_rows = rows // (config.num_mini_batches * config.num_micro_batches)
+    if micro_rows * config.num_mini_batches * config.num_micro_batches != rows:
+        raise ValueError(
+            f"batch of {rows} rows does not split into num_mini_batches="
+            f"{config.num_mini_batches} x num_micro_batches={config.num_micro_batches} equal parts"
+        )
+    if mesh is not None and micro_rows % mesh_lib.batch_divisor(mesh):
+        raise ValueError(
+            f"micro-batches of {micro_rows} rows cannot be spread evenly over the "
+            f"{mesh_lib.batch_divisor(mesh)} data x fsdp devices; choose B a multiple of "
+            f"{mesh_lib.batch_divisor(mesh) * config.num_mini_batches * config.num_micro_batches}"
+        )
     optimizer = make_optimizer(config)
     schedule = learning_rate_schedule(config)
     mini_batches = split_rows(batch, config.num_mini_batches, mesh)
