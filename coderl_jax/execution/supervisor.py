@@ -328,6 +328,16 @@ def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple
     return "runtime_error", error
 
 
+def _missing_reason(job: dict, status: str) -> str:
+    if status == "timeout":
+        return f"time limit of {job['timeout_s']}s exceeded"
+    if status == "output_limit":
+        return "output limit exceeded"
+    if job["mode"] == "assert":
+        return "the checker did not confirm completion"
+    return "the program ended before this test finished"
+
+
 def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
     judge = watch.judge
     tests, failure_assigned = [], False
@@ -342,12 +352,7 @@ def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
         else:
             failure_assigned = True
             status = "runtime_error" if proc_status == "ok" else proc_status
-            missing = (
-                "the checker did not confirm completion"
-                if watch.job["mode"] == "assert"
-                else "the program ended before this test finished"
-            )
-            entry = {"status": status, "error": error or missing}
+            entry = {"status": status, "error": error or _missing_reason(watch.job, status)}
         tests.append({"passed": False, "expected": expected, "got": None, **entry})
     return tests
 
