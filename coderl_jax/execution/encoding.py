@@ -73,7 +73,8 @@ def _encode_int(value: int, caps: EncodeCaps) -> object:
     digits = int(log10_value) + 1
     if digits <= caps.max_int_digits:
         return int.__int__(value)
-    leading = f"{10 ** (log10_value - int(log10_value) + 14):.0f}"[:15]
+    # 10 leading digits from the logarithm: float precision keeps ~11 of them exact.
+    leading = f"{10 ** (log10_value - int(log10_value) + 9):.0f}"[:10]
     sign = "-" if value < 0 else ""
     return {TAG_BIGINT: f"{sign}{leading}...", "digits": digits}
 
