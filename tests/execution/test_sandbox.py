@@ -9,10 +9,12 @@ from coderl_jax.execution import (
     Job,
     SandboxPool,
     SandboxUnavailableError,
-    TestSpec as Spec,
     Verdict,
     check_solution,
     run_program,
+)
+from coderl_jax.execution import (
+    TestSpec as Spec,
 )
 
 STDIO = Spec("stdio", inputs=("1 2\n", "3 4\n", "5 5\n"), outputs=("3\n", "7", "10"))
