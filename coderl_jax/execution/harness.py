@@ -228,7 +228,10 @@ def run_program_child(job: dict, channel: Channel, candidate_requests: Channel |
             tracer.record("", globals_)
             channel.send({"t": "vars", "variables": tracer.variables})
     _flush_std_streams()
-    channel.send({"t": "exit", "code": exit_code, "error": error})
+    try:
+        channel.send({"t": "exit", "code": exit_code, "error": error})
+    except OSError:  # the program closed or clogged the channel: only its exit code is left
+        pass
     os._exit(exit_code)
 
 

@@ -323,6 +323,8 @@ def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple
         return "killed_by_signal", error or f"killed by {signal.Signals(sig).name}"
     if os.WEXITSTATUS(status) == 0:
         return "ok", error
+    if error and "[Errno 27]" in error:  # EFBIG: a file grew past RLIMIT_FSIZE
+        return "output_limit", error
     if error and error.startswith("MemoryError"):
         return "memory_limit", error
     return "runtime_error", error
@@ -340,6 +342,8 @@ def _missing_reason(job: dict, status: str) -> str:
 
 def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
     judge = watch.judge
+    if watch.kill_reason == "bad_channel":  # forged or garbled messages: trust none of them
+        judge.results.clear()
     tests, failure_assigned = [], False
     for i in range(_num_tests(watch.job)):
         if i in judge.results:

@@ -25,6 +25,11 @@ def sandbox_uid_processes(uid_low: int, uid_high: int) -> list[int]:
     return pids
 
 
+@pytest.fixture
+def uid_processes():
+    return sandbox_uid_processes
+
+
 @pytest.fixture(scope="session")
 def pool():
     with SandboxPool(num_workers=2, limits=Limits(memory_bytes=512 << 20)) as p:
