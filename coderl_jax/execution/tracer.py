@@ -41,6 +41,7 @@ _SUSPENDING_OPCODES = frozenset(
     dis.opmap[name] for name in ("YIELD_VALUE", "RETURN_GENERATOR") if name in dis.opmap
 )
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+_SCALARS = frozenset({int, float, str, bool, type(None)})
 _NOT_VARIABLES = (
     types.ModuleType,
     types.FunctionType,
@@ -70,19 +71,38 @@ class VariableTracer:
     def __init__(self, caps: EncodeCaps = DEFAULT_CAPS, filename: str = PROGRAM_FILENAME):
         self.caps = caps
         self.filename = filename
-        self.variables: dict[str, object] = {}
+        # Ordered by record time. Immutable scalars are kept as they are (they cannot change
+        # later) and encoded once in ``finish``; anything else is encoded when recorded.
+        self._values: dict[str, object] = {}
+        self._raw_keys: set[str] = set()
+        self._scopes: dict[types.CodeType, str] = {}
 
     def record(self, scope: str, names: dict) -> None:
-        """Encodes ``names`` now and records them under ``scope`` (``""``: module)."""
+        """Records ``names`` under ``scope`` (``""``: module), snapshotting values now."""
         prefix = f"{scope}." if scope else ""
-        for name, value in list(names.items()):
+        values, raw_keys = self._values, self._raw_keys
+        for name, value in names.items():
             if not isinstance(name, str) or name.startswith("__"):
                 continue
-            if issubclass(type(value), _NOT_VARIABLES):
+            value_type = type(value)
+            if value_type not in _SCALARS and issubclass(value_type, _NOT_VARIABLES):
                 continue
             key = prefix + name
-            self.variables.pop(key, None)
-            self.variables[key] = encode_value(value, self.caps)
+            values.pop(key, None)
+            if value_type in _SCALARS:
+                values[key] = value
+                raw_keys.add(key)
+            else:
+                values[key] = encode_value(value, self.caps)
+                raw_keys.discard(key)
+
+    @property
+    def variables(self) -> dict[str, object]:
+        """Qualified name -> encoded value, ordered by the time each was last recorded."""
+        return {
+            key: encode_value(value, self.caps) if key in self._raw_keys else value
+            for key, value in self._values.items()
+        }
 
     def _on_call(self, frame: types.FrameType, event: str, arg: object):
         code = frame.f_code
@@ -93,7 +113,11 @@ class VariableTracer:
 
     def _on_frame_event(self, frame: types.FrameType, event: str, arg: object):
         if event == "return" and not _is_suspension(frame):
-            self.record(scope_name(frame.f_code), frame.f_locals)
+            code = frame.f_code
+            scope = self._scopes.get(code)
+            if scope is None:
+                scope = self._scopes[code] = scope_name(code)
+            self.record(scope, frame.f_locals)
         return self._on_frame_event
 
     def start(self) -> None:
