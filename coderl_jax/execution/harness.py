@@ -135,37 +135,54 @@ def _flush_std_streams() -> None:
             pass
 
 
-def _point_fd_at_file(fd: int, path: str, flags: int) -> None:
-    new = os.open(path, flags, 0o600)
-    os.dup2(new, fd)
-    os.close(new)
+def _open_test_files(workdir: str, text: str) -> int:
+    """Points fds 0/1 at fresh input/output files; returns a private fd of the output."""
+    stdin_path, stdout_path = os.path.join(workdir, ".stdin"), os.path.join(workdir, ".stdout")
+    fd = os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(text.encode())
+    fd = os.open(stdin_path, os.O_RDONLY)
+    os.dup2(fd, 0)
+    os.close(fd)
+    output_fd = os.open(stdout_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(output_fd, 1)
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+    return output_fd
 
 
-def _run_stdio_tests(code, job: dict, channel: Channel) -> None:
-    max_output = job["limits"]["max_output_bytes"]
-    for i, text in enumerate(job["tests"]["inputs"]):
-        channel.send({"t": "start", "i": i})
-        with open(".stdin", "wb") as f:
-            f.write(text.encode())
-        _point_fd_at_file(0, ".stdin", os.O_RDONLY)
-        _point_fd_at_file(1, ".stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+def _run_stdio_test(code, workdir: str, text: str, max_output: int) -> dict:
+    """One stdin/stdout test in fresh globals: {"status", "stdout", "error"}."""
+    output_fd = _open_test_files(workdir, text)
+    try:
         exit_code, error = _run_body(code, _fresh_globals())
         try:
-            sys.stdout.flush()
-        except OSError as e:
+            if not sys.stdout.closed:  # closing stdout at the end is fine, as in CPython
+                sys.stdout.flush()
+        except BaseException as e:  # e.g. EFBIG, or a stdout replaced by something odd
             exit_code, error = 1, describe_exception(e)
-        size = os.fstat(1).st_size
+        size = os.fstat(output_fd).st_size
         status = "ok" if exit_code == 0 else "runtime_error"
         if size > max_output or (error and f"[Errno {errno.EFBIG}]" in error):
             status, error = "output_limit", f"stdout exceeds {max_output} bytes"
         elif error and error.startswith("MemoryError"):
             status = "memory_limit"
-        with open(".stdout", "rb") as f:
-            out = f.read(max_output).decode("utf-8", errors="replace")
-        channel.send({"t": "test", "i": i, "status": status, "stdout": out, "error": error})
-        if status != "ok" and job["stop_at_first_failure"]:
+        out = os.pread(output_fd, max_output, 0).decode("utf-8", errors="replace")
+        return {"status": status, "stdout": out, "error": error}
+    finally:
+        os.close(output_fd)
+
+
+def _run_stdio_tests(code, job: dict, channel: Channel) -> None:
+    workdir = os.getcwd()  # before any program code can chdir away
+    for i, text in enumerate(job["tests"]["inputs"]):
+        channel.send({"t": "start", "i": i})
+        try:
+            outcome = _run_stdio_test(code, workdir, text, job["limits"]["max_output_bytes"])
+        except OSError as e:  # the program broke the harness's files or fds
+            outcome = {"status": "runtime_error", "stdout": "", "error": describe_exception(e)}
+        channel.send({"t": "test", "i": i, **outcome})
+        if outcome["status"] != "ok" and job["stop_at_first_failure"]:
             return
 
 

@@ -43,8 +43,12 @@ CRASH = "n = int(input())\nxs = list(map(int, input().split()))\nprint(xs[n + {m
 LOOP = "while True:\n    pass"
 
 
-def make_programs(count: int) -> list[tuple[str, TestSpec]]:
-    """Deterministic mix: 60% pass, 25% wrong, 14% runtime error, 1% infinite loop."""
+def make_programs(count: int, loops: bool = True) -> list[tuple[str, TestSpec]]:
+    """Deterministic mix: 60% pass, 25% wrong, 14% runtime error, 1% infinite loop.
+
+    With ``loops=False`` the infinite loops become runtime errors (15%), which shows the
+    per-program overhead without the timeouts' fixed wall time.
+    """
     programs = []
     for i in range(count):
         xs = [(i * 7 + j * 13) % 100 for j in range(20 + i % 30)]
@@ -52,7 +56,9 @@ def make_programs(count: int) -> list[tuple[str, TestSpec]]:
         stdin = f"{len(xs)}\n{' '.join(map(str, xs))}\n"
         expected = f"{sum(x * x for x in xs) % m}\n"
         kind = i % 100
-        template = PASSING if kind < 60 else WRONG if kind < 85 else CRASH if kind < 99 else LOOP
+        template = PASSING if kind < 60 else WRONG if kind < 85 else CRASH
+        if kind == 99 and loops:
+            template = LOOP
         programs.append(
             (template.format(m=m), TestSpec("stdio", inputs=(stdin,), outputs=(expected,)))
         )
@@ -131,7 +137,7 @@ APPROACHES = {
 
 
 def throughput(args) -> None:
-    programs = make_programs(args.programs)
+    programs = make_programs(args.programs, loops=not args.no_timeouts)
     rates = {}
     for name in args.approaches.split(","):
         runner = APPROACHES[name]
@@ -171,6 +177,7 @@ if __name__ == "__main__":
     parser.add_argument("--programs", type=int, default=1000, help="programs per approach")
     parser.add_argument("--concurrency", type=int, default=os.cpu_count(), help="parallel jobs")
     parser.add_argument("--timeout", type=float, default=1.0, help="per-program timeout (s)")
+    parser.add_argument("--no_timeouts", action="store_true", help="replace loops by errors")
     parser.add_argument("--approaches", default="pool,subprocess,multiprocessing", help="which")
     parser.add_argument("--trace_repeats", type=int, default=3, help="runs per tracer timing")
     parser.add_argument("--skip_tracer", action="store_true", help="skip the tracer overhead")

@@ -57,8 +57,11 @@ def test_stdio_tests_pass_fail_and_stop_at_first_failure(pool):
     good = "a, b = map(int, input().split())\nprint(a + b)"
     fast_io = "import os, sys\nfor line in sys.stdin:\n    a, b = map(int, line.split())\n    os.write(1, f'{a + b}\\n'.encode())"
     wrong_second = "a, b = map(int, input().split())\nprint(a + b if a < 3 else 0)"
-    verdicts = pool.check_batch([(good, STDIO), (fast_io, STDIO), (wrong_second, STDIO)])
-    assert [v.passed for v in verdicts] == [True, True, False]
+    # Moving away from the working directory or closing stdout must not break later tests.
+    wanders = "import os, sys\na, b = map(int, input().split())\nprint(a + b)\nos.chdir('/')\nsys.stdout.close()"
+    programs = [good, fast_io, wrong_second, wanders]
+    verdicts = pool.check_batch([(p, STDIO) for p in programs])
+    assert [v.passed for v in verdicts] == [True, True, False, True]
     bad = verdicts[2]
     assert bad.first_failure == 1 and bad.status == "ok"
     assert (bad.tests[1].expected, bad.tests[1].got) == ("7", "0\n")
