@@ -144,6 +144,9 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     fds: dict[str, int] = {}
     for name in names:
         fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+    if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
+        for name in ("stdin_r", "out_w", "err_w"):
+            os.fchown(fds[name], iso.uid, iso.uid)
     if iso.on("pidns"):
         isolation.unshare(isolation.CLONE_NEWPID)
     pid = os.fork()

@@ -39,6 +39,7 @@ def test_statuses_of_plain_runs(pool):
             call=("f", "[[1, 2]]"),
         ),
         Job("def broken(:\n    pass"),
+        Job("print(open('/dev/stdin').read().upper())", stdin=b"pipe"),
     ]
     r = pool.run_batch(jobs)
     assert (r[0].status, r[0].stdout, r[0].exit_code) == ("ok", "cba\n", 0)
@@ -50,6 +51,7 @@ def test_statuses_of_plain_runs(pool):
     assert (r[5].status, r[5].return_value) == ("ok", {"s": 3})
     assert r[6].return_value == {"__tuple__": [1, 2]}
     assert r[7].status == "runtime_error" and r[7].error.startswith("SyntaxError")
+    assert (r[8].status, r[8].stdout) == ("ok", "PIPE\n")
     assert all(x.variables is None for x in r)
 
 
