@@ -154,6 +154,7 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
             fds = [os.open(p, os.O_PATH | os.O_CLOEXEC) for p in _read_only_paths()]
             report["landlock"] = f"abi{abi}"
     if "seccomp" not in disabled and seccomp.supported() and _works_in_child(seccomp.install):
+        seccomp.prepare()
         report["seccomp"] = "on"
     return WorkerIsolation(report=report, uid=uid, landlock_abi=abi, read_only_fds=fds)
 

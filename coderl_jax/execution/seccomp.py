@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import platform
 import struct
 
@@ -81,6 +82,7 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
+@functools.cache
 def build_filter(machine: str | None = None) -> bytes:
     """The BPF program (``struct sock_filter[]`` bytes) for ``machine``."""
     machine = machine or platform.machine()
@@ -120,13 +122,24 @@ def build_filter(machine: str | None = None) -> bytes:
     return b"".join(prog)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+def prepare() -> None:
+    """Builds the filter and loads libc ahead of time (call in the worker, before forks)."""
+    build_filter()
+    _libc()
+
+
 def install() -> None:
     """Sets no_new_privs and installs the filter on the calling thread. Raises OSError."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     program = build_filter()
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
