@@ -78,9 +78,12 @@ class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     Subclasses implement ``_split_generators`` returning
     ``{split: self._generate_examples(rows, split)}`` where ``rows`` yields ``SourceRow``s
-    ``(index in split, file, row index in file, parse)`` and ``parse()`` returns ``(id, json_text)``, None for a row that is
-    legitimately outside the dataset (counted in ``excluded_rows``, e.g. math rows in a code
-    release), or raises ``FieldError``.
+    ``(index in split, file, row index in file, parse)``; ``parse()`` returns
+    ``(id, json_text)``, None for a row legitimately outside the dataset (counted in
+    ``excluded_rows``, e.g. math rows in a code release), or raises ``FieldError``.
+
+    Constructor keywords (also accepted by ``tfds.builder(name, ...)``): ``skip_bad_rows``
+    (see the module docstring) and ``file_format`` (default array_record).
     """
 
     def __init__(self, *, skip_bad_rows: bool = False, file_format: str | None = None, **kwargs):
@@ -89,9 +92,9 @@ class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self.skipped_rows: dict[str, int] = {}
         self.excluded_rows: dict[str, int] = {}
 
-    # TFDS locates a builder's source through ``importlib_resources`` (an optional backport not
-    # installed here, and not needed on Python >= 3.9); the plain file path serves the same
-    # purpose (finding a checksums file, which these download-free builders never have).
+    # TFDS's own ``code_path`` type-checks against the ``importlib_resources`` backport, which
+    # is not installed here; the plain source path serves its only use for these builders
+    # (looking for a checksums file next to the module, which download-free builders lack).
     @tfds.core.utils.classproperty
     @classmethod
     def code_path(cls) -> epath.Path | None:
@@ -147,7 +150,7 @@ class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 return found
         return []
 
-    def manual_file(self, dl_manager, patterns: tuple[str, ...], what: str) -> list[Path]:
+    def manual_files(self, dl_manager, patterns: tuple[str, ...], what: str) -> list[Path]:
         """Files in the manual dir matching the first glob of ``patterns`` that matches.
 
         Raises ``ManualDataMissingError`` saying which file to put in which directory.

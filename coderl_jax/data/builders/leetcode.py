@@ -99,7 +99,7 @@ class LeetcodeContest(RecordBuilder):
     )
 
     def _split_generators(self, dl_manager):
-        paths = self.manual_file(
+        paths = self.manual_files(
             dl_manager, ("leetcode_contest/*.jsonl", "leetcode_contest/*.jsonl.gz"), "the JSONL"
         )
         rows = jsonl_rows(paths, lambda row, index: _record(row))

@@ -42,7 +42,7 @@ class LcbCodeGeneration(RecordBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = _instructions("lcb_code_generation", "code_generation(_lite)")
 
     def _split_generators(self, dl_manager):
-        paths = self.manual_file(dl_manager, _patterns(self.name), "the code_generation JSONL")
+        paths = self.manual_files(dl_manager, _patterns(self.name), "the code_generation JSONL")
         rows = jsonl_rows(paths, lambda row, index: _problem_record(row))
         return {"test": self._generate_examples(rows, "test")}
 
@@ -55,7 +55,7 @@ class LcbCodeExecution(RecordBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = _instructions("lcb_code_execution", "execution-v2")
 
     def _split_generators(self, dl_manager):
-        paths = self.manual_file(dl_manager, _patterns(self.name), "the execution JSONL")
+        paths = self.manual_files(dl_manager, _patterns(self.name), "the execution JSONL")
         rows = jsonl_rows(
             paths, lambda row, index: _item_record(parse_code_execution_row(row, index))
         )
@@ -70,7 +70,7 @@ class LcbTestOutput(RecordBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = _instructions("lcb_test_output", "test_generation")
 
     def _split_generators(self, dl_manager):
-        paths = self.manual_file(dl_manager, _patterns(self.name), "the test_generation JSONL")
+        paths = self.manual_files(dl_manager, _patterns(self.name), "the test_generation JSONL")
         rows = jsonl_rows(paths, lambda row, index: _item_record(parse_test_output_row(row, index)))
         return {"test": self._generate_examples(rows, "test")}
 

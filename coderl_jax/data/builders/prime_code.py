@@ -170,7 +170,7 @@ class PrimeCode(RecordBuilder):
     )
 
     def _split_generators(self, dl_manager):
-        train = self.manual_file(dl_manager, SPLIT_FILES["train"], "the training parquet file")
+        train = self.manual_files(dl_manager, SPLIT_FILES["train"], "the training parquet file")
         found = {"train": train}
         for split in ("validation", "test"):
             paths = self.optional_manual_files(dl_manager, SPLIT_FILES[split])
