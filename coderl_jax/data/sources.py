@@ -48,8 +48,8 @@ def prepare(
       skip_bad_rows: skip (count and log) malformed source rows instead of failing.
 
     Returns:
-      The prepared builder; ``builder.skipped_rows`` holds ``{split: count}`` when it was
-      built by this call.
+      The prepared builder. Rows skipped when it was built (by this call or an earlier one)
+      are logged and given by ``skipped_rows(builder)``.
     """
     known = builders.PROBLEM_DATASETS + builders.REASONING_DATASETS
     if name not in known:
@@ -60,9 +60,17 @@ def prepare(
         manual_dir=os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
     )
     builder.download_and_prepare(download_config=download_config)
-    if any(builder.skipped_rows.values()):
-        logger.warning("%s: skipped bad rows per split: %s", name, builder.skipped_rows)
+    skipped = skipped_rows(builder)
+    if any(skipped.values()):
+        logger.warning("%s: dataset built skipping bad rows, per split: %s", name, skipped)
     return builder
+
+
+def skipped_rows(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
+    """``{split: number of malformed source rows skipped}`` recorded when the dataset was built
+    (``skip_bad_rows=True``); all zeros for a clean build."""
+    metadata = builder.info.metadata or {}
+    return dict(metadata.get("skipped_rows", {}))
 
 
 def load_records(builder: tfds.core.DatasetBuilder, split: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from coderl_jax.data.builders.livecodebench_format import (
     decode_test_cases,
     safe_unpickle,
 )
-from coderl_jax.data.sources import load_problems, load_reasoning_items, prepare
+from coderl_jax.data.sources import load_problems, load_reasoning_items, prepare, skipped_rows
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MANUAL = FIXTURES / "manual"
@@ -122,6 +122,8 @@ def test_prime_code_bad_row_raises_naming_row_and_field_or_is_skipped(tmp_path):
     builder = prepare("prime_code", tmp_path / "skip", manual_dir=MANUAL_BAD, skip_bad_rows=True)
     assert builder.skipped_rows == {"train": 1}
     assert len(builder.as_data_source("train")) == 2
+    # The count is stored with the data, so a later reader sees it without rebuilding.
+    assert skipped_rows(prepare("prime_code", tmp_path / "skip")) == {"train": 1}
 
 
 # --- LiveCodeBench ----------------------------------------------------------------------
@@ -219,6 +221,24 @@ def test_check_code_kept_when_already_a_check_function():
 
 
 # --- errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected_file",
+    [
+        ("prime_code", "prime_code/train.parquet"),
+        ("lcb_code_generation", "lcb_code_generation/*.jsonl"),
+        ("lcb_code_execution", "lcb_code_execution/*.jsonl"),
+        ("lcb_test_output", "lcb_test_output/*.jsonl"),
+        ("leetcode_contest", "leetcode_contest/*.jsonl"),
+    ],
+)
+def test_every_manual_builder_names_its_file_and_directory(tmp_path, name, expected_file):
+    empty = tmp_path / "manual"
+    empty.mkdir()
+    with pytest.raises(ManualDataMissingError) as info:
+        prepare(name, tmp_path / "data", manual_dir=empty)
+    assert expected_file in str(info.value) and str(empty) in str(info.value)
 
 
 def test_missing_manual_data_says_what_to_put_where(tmp_path):

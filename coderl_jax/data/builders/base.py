@@ -102,7 +102,12 @@ class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
-            builder=self, description=self.__doc__, features=record_features()
+            builder=self,
+            description=self.__doc__,
+            features=record_features(),
+            # Saved next to the data (metadata.json): {"skipped_rows": {split: n},
+            # "excluded_rows": {split: n}}, so readers of a built dataset see what was left out.
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _generate_examples(
@@ -129,6 +134,11 @@ class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 continue
             record_id, text = parsed
             yield index, {"index": index, "id": record_id, "record": text}
+        for key, counts in (
+            ("skipped_rows", self.skipped_rows),
+            ("excluded_rows", self.excluded_rows),
+        ):
+            self.info.metadata.setdefault(key, {})[split] = counts[split]
         if self.skipped_rows[split]:
             logger.warning("%s/%s: skipped %d bad rows", self.name, split, self.skipped_rows[split])
         if self.excluded_rows[split]:
