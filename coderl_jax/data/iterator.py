@@ -76,6 +76,8 @@ class PromptIterator(Generic[T]):
                 f"global_batch_size ({global_batch_size}) must be a positive multiple of "
                 f"process_count ({process_count})"
             )
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0 (numpy SeedSequence), got {seed}")
         if (max_length is None) != (length_fn is None):
             raise ValueError("length_fn and max_length must be given together")
         self._items = items

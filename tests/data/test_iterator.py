@@ -97,6 +97,10 @@ def test_bad_arguments_raise():
         PromptIterator(
             list(range(8)), global_batch_size=2, seed=0, process_index=2, process_count=2
         )
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        PromptIterator(
+            list(range(8)), global_batch_size=2, seed=-1, process_index=0, process_count=1
+        )
     with pytest.raises(ValueError, match="together"):
         PromptIterator(
             list(range(8)),
