@@ -126,7 +126,12 @@ class Checkpointer:
     """
 
     def __init__(
-        self, workdir: str | os.PathLike, save_every: int, keep_last: int, async_save: bool = True
+        self,
+        workdir: str | os.PathLike,
+        save_every: int = 1,
+        keep_last: int = 1,
+        async_save: bool = True,
+        read_only: bool = False,
     ):
         """Opens (and creates) ``<workdir>/checkpoints``.
 
@@ -135,6 +140,8 @@ class Checkpointer:
           save_every: :meth:`save` writes only steps that are multiples of this (>= 1).
           keep_last: how many finalised steps to keep on disk (>= 1); older ones are deleted.
           async_save: write arrays in a background thread; :meth:`wait` blocks until done.
+          read_only: only restore (e.g. ``--init_from`` another run): the directory must
+            exist and is never created, cleaned up or written to.
         """
         if save_every < 1:
             raise ValueError(f"save_every must be >= 1, got {save_every}")
@@ -142,12 +149,16 @@ class Checkpointer:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
         self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
         self.save_every = save_every
+        self.read_only = read_only
+        if read_only and not os.path.isdir(self.directory):
+            raise CheckpointError(f"{self.directory}: no checkpoint directory to read from")
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=save_every,
             max_to_keep=keep_last,
             enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,
-            create=True,
+            cleanup_tmp_directories=not read_only,
+            create=not read_only,
+            read_only=read_only,
         )
         self._manager = ocp.CheckpointManager(
             self.directory,
@@ -194,6 +205,8 @@ class Checkpointer:
         Returns:
           True if a save was started. Steps at or below the latest saved step are skipped.
         """
+        if self.read_only:
+            raise CheckpointError(f"{self.directory}: opened read-only, cannot save step {step}")
         try:
             json.dumps(extras, allow_nan=False)
         except (TypeError, ValueError) as e:

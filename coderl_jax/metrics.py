@@ -135,9 +135,13 @@ class ConsoleProgress:
     def update(self, step: int, metrics: Mapping[str, float]) -> str | None:
         """Records that ``step`` finished; prints and returns its line if it is due."""
         now = self._clock()
-        if self._last is not None and step > self._last[0]:
+        if self._last is None or step < self._last[0]:
+            self._last = (step, now)
+        elif step > self._last[0]:
             self._step_times.append((now - self._last[1]) / (step - self._last[0]))
-        self._last = (step, now)
+            self._last = (step, now)
+        # A second update for the same step (e.g. eval metrics) keeps the step's start time,
+        # so the time spent between the two counts towards that step.
         if step % self.every != 0 and step != self.total_steps:
             return None
         parts = [f"step {step}/{self.total_steps} ({100 * step / self.total_steps:.0f}%)"]
@@ -193,7 +197,11 @@ class MetricsWriter:
         self.samples_every = samples_every
         self.is_writer = jax.process_index() == 0
         self.progress = ConsoleProgress(
-            total_steps, console_every, console_keys, clock=clock, print_fn=print_fn
+            total_steps,
+            console_every,
+            console_keys,
+            clock=clock,
+            print_fn=print_fn if self.is_writer else lambda line: None,
         )
         self._jsonl = self._tensorboard = self._samples = None
         if not self.is_writer:

@@ -270,3 +270,18 @@ def test_extras_are_stored_as_readable_json(tmp_path):
     with open(os.path.join(ckpt.directory, "3", "extras", "metadata")) as f:
         assert json.load(f) == {"step": 3}
     ckpt.close()
+
+
+def test_read_only_restores_another_run_without_touching_it(tmp_path):
+    save_steps(tmp_path, [4]).close()
+    stale = tmp_path / "checkpoints" / "5.orbax-checkpoint-tmp"
+    stale.mkdir()  # e.g. the other run is still writing step 5
+    other_run = Checkpointer(tmp_path, read_only=True)
+    restored = other_run.restore({"x": jax.ShapeDtypeStruct((3,), jnp.float32)})
+    assert restored.step == 4 and restored.extras == {"step": 4}
+    with pytest.raises(CheckpointError, match="opened read-only, cannot save step 6"):
+        other_run.save(6, {"x": jnp.zeros(3)}, {})
+    other_run.close()
+    assert stale.is_dir()
+    with pytest.raises(CheckpointError, match="no checkpoint directory to read from"):
+        Checkpointer(tmp_path / "missing", read_only=True)

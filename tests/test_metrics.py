@@ -149,13 +149,14 @@ def test_eta_is_the_moving_average_step_time_times_remaining_steps():
         total_steps=10,
         window=2,
         keys=("train/loss", "rollout/code/reward_mean"),
-        clock=FakeClock([100.0, 102.0, 104.0, 107.0, 111.0]),
+        clock=FakeClock([100.0, 102.0, 104.0, 106.0, 107.0, 111.0]),
         print_fn=printed.append,
     )
     assert progress.update(1, {"train/loss": 2.0}) == "step 1/10 (10%) | ETA ? | train/loss 2"
     progress.update(2, {})
     assert progress.seconds_per_step() == 2.0
     progress.update(3, {})
+    progress.update(3, {"eval/synthetic/pass@1": 0.5})  # same step: still counts from 104 s
     # Intervals 2 s and 3 s (window 2): 2.5 s/step, 6 steps left -> 15 s.
     line = progress.update(4, {"train/loss": 0.123456, "rollout/code/reward_mean": 0.5})
     assert (
@@ -164,7 +165,7 @@ def test_eta_is_the_moving_average_step_time_times_remaining_steps():
     )
     # Step 6 took 4 s for 2 steps (2 s/step); window (3 s, 2 s) -> 2.5 s/step * 4 left.
     assert progress.update(6, {}).startswith("step 6/10 (60%) | 2.50 s/step, ETA 10s")
-    assert len(printed) == 5
+    assert len(printed) == 6
 
 
 def test_progress_prints_every_n_steps_and_the_last_one():
