@@ -310,12 +310,14 @@ class PreemptionGuard:
         self.received_signal: int | None = None
 
     def install(self) -> PreemptionGuard:
+        """Installs the signal handlers (single process only; call from the main thread)."""
         if jax.process_count() == 1:
             for sig in self._signals:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def uninstall(self) -> None:
+        """Puts back the handlers that were installed before :meth:`install`."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
@@ -331,7 +333,8 @@ class PreemptionGuard:
         self._flag.set()
 
     def request_stop(self) -> None:
-        """Sets the flag by hand (tests, or a loop that wants to stop early)."""
+        """Sets the flag by hand (tests, or a loop that wants to stop early). On multi-host
+        runs every host must call it at the same step, or the hosts will disagree."""
         self._flag.set()
 
     def should_stop(self, step: int) -> bool:

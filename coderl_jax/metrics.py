@@ -236,6 +236,7 @@ class MetricsWriter:
         self.progress.update(step, values)
         if not self.is_writer:
             return
+        self._check_open()
         record = {"step": int(step)}
         record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
         self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
@@ -255,6 +256,7 @@ class MetricsWriter:
         ``max_chars`` are cut in the middle. Returns whether anything was written."""
         if not self.is_writer or step % self.samples_every != 0:
             return False
+        self._check_open()
         samples = list(samples)
         out = [f"===== step {step} | {kind} | {len(samples)} samples =====\n"]
         for i, (prompt, completion, reward, extra) in enumerate(samples):
@@ -267,12 +269,19 @@ class MetricsWriter:
         return True
 
     def flush(self) -> None:
-        if self.is_writer:
+        """Pushes buffered TensorBoard events to disk (JSONL and samples are flushed on
+        every write)."""
+        if self.is_writer and self._jsonl is not None:
             self._jsonl.flush()
             self._samples.flush()
             self._tensorboard.flush()
 
+    def _check_open(self) -> None:
+        if self._jsonl is None:
+            raise RuntimeError(f"MetricsWriter for {self.workdir} is already closed")
+
     def close(self) -> None:
+        """Flushes and closes all files; later writes raise."""
         if self.is_writer and self._jsonl is not None:
             self._jsonl.close()
             self._samples.close()

@@ -103,6 +103,8 @@ def test_bad_metrics_are_named(tmp_path):
             writer.write(1, {"loss": 1.0})
         with pytest.raises(ValueError, match=r"'train/logits' must be a real scalar.*shape \(2,\)"):
             writer.write(1, {"train/logits": np.zeros(2)})
+    with pytest.raises(RuntimeError, match="already closed"):
+        writer.write(2, {"train/loss": 1.0})
 
 
 def test_resume_drops_re_run_steps_and_a_torn_last_line(tmp_path):
