@@ -63,10 +63,16 @@ class Job:
         if not self.timeout_s > 0:
             raise ValueError(f"Job.timeout_s must be > 0, got {self.timeout_s}")
         if self.call is not None:
-            if len(self.call) != 2 or not isinstance(json.loads(self.call[1]), list):
+            try:
+                args_ok = len(self.call) == 2 and isinstance(json.loads(self.call[1]), list)
+            except (TypeError, ValueError):
+                args_ok = False
+            if not args_ok:
                 raise ValueError(
                     f"Job.call must be (fn_name, JSON list of args), got {self.call!r}"
                 )
+        if self.tests is not None and not isinstance(self.tests, TestSpec):
+            raise TypeError(f"Job.tests must be a TestSpec, got {type(self.tests).__name__}")
         if self.tests is not None and (self.trace or self.call):
             raise ValueError("Job: trace/call apply to plain runs, not to jobs with tests")
 

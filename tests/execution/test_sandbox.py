@@ -7,6 +7,7 @@ import pytest
 
 from coderl_jax.execution import (
     Job,
+    Limits,
     SandboxPool,
     SandboxUnavailableError,
     Verdict,
@@ -160,3 +161,7 @@ def test_isolation_report_and_required_layers(pool):
         SandboxPool(num_workers=1, required_isolation=("seccomp",), disabled_isolation=("seccomp",))
     with pytest.raises(ValueError, match="timeout_s"):
         Job("print(1)", timeout_s=0)
+    with pytest.raises(ValueError, match="JSON list of args"):
+        Job("def f(x): pass", call=("f", "not json"))
+    with pytest.raises(ValueError, match="max_open_files"):
+        Limits(max_open_files=0)
