@@ -38,6 +38,8 @@ from .harness import Channel, parse_messages, run_checker_child, run_program_chi
 _CHUNK = 1 << 16
 _MAX_CHANNEL_BYTES = 64 << 20
 _PR_SET_DUMPABLE = 4
+# What the harness may report for a test it ran (anything else is a forged message).
+_TEST_STATUSES = ("ok", "runtime_error", "memory_limit", "output_limit")
 
 
 def _close_all_except(keep: set[int]) -> None:
@@ -111,6 +113,8 @@ class _Judge:
         expected = self.tests["outputs"][i]
         status = message.get("status", "runtime_error")
         got = message.get("stdout") if self.mode == "stdio" else message.get("value")
+        if status not in _TEST_STATUSES or (self.mode == "stdio" and not isinstance(got, str)):
+            raise ValueError(f"malformed result for test {i}")
         passed = False
         if status == "ok" and self.mode == "stdio":
             passed = stdout_matches(expected, got or "", self.tests["float_tolerance"])
@@ -265,7 +269,7 @@ class _Watch:
                     self._on_marker(message)
                 else:
                     self._on_message(message)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except Exception:  # malformed or forged messages: judged below, never a crash here
             self.kill_reason = self.kill_reason or "bad_channel"
         return True
 
