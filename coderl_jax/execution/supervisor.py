@@ -208,6 +208,7 @@ class _Watch:
         self.marker: dict | None = None
         self.pending_stdin = memoryview(job["stdin"].encode("latin-1"))
         self.kill_reason: str | None = None
+        self.ready = False  # the harness reached program code (see harness.run_program_child)
 
     def run(self, pid: int) -> str | None:
         pidfd = os.pidfd_open(pid)
@@ -275,6 +276,11 @@ class _Watch:
 
     def _on_message(self, message: dict) -> None:
         kind = message["t"]
+        if kind == "ready":
+            self.ready = True
+            return
+        if kind == "sandbox_error" and self.ready:
+            raise ValueError("sandbox_error message from program code")
         self.messages.append(message)
         if self.judge is None or kind not in ("start", "test"):
             return
@@ -314,6 +320,8 @@ def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple
     for m in watch.messages:
         if m.get("t") == "sandbox_error":
             return "sandbox_error", m.get("error")
+    if not watch.ready and kill_reason != "timeout":
+        return "sandbox_error", "the sandboxed child died while being set up"
     if kill_reason in ("timeout", "output_limit"):
         return kill_reason, error
     if kill_reason == "bad_channel":
