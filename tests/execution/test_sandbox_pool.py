@@ -126,7 +126,11 @@ def test_assert_tests_need_the_checker_marker(pool):
     assert [v.passed for v in verdicts] == [True, False, False, False, True, False, False, False]
     assert verdicts[1].tests[0].error == "AssertionError"
     assert "not plain data" in verdicts[2].tests[0].error
-    assert verdicts[3].tests[0].error == "the checker did not confirm completion"
+    # Racy by nature: the checker either sees the program gone or is killed with it.
+    assert verdicts[3].tests[0].error in (
+        "the checker did not confirm completion",
+        "CandidateError: the program stopped before answering",
+    )
 
 
 def test_one_shot_functions_use_the_shared_pool():
