@@ -148,9 +148,11 @@ def test_order_preserved_and_dead_worker_replaced(pool):
     assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(40)]
     victim = pool.worker_pids[0]
     os.kill(victim, signal.SIGKILL)
-    results = pool.run_batch([Job("print(1)") for _ in range(6)])
+    # Jobs that take a while keep both workers busy, so the dead one is certainly used.
+    results = pool.run_batch([Job("import time\ntime.sleep(0.2)") for _ in range(6)])
     statuses = [r.status for r in results]
     assert statuses.count("sandbox_error") == 1 and statuses.count("ok") == 5
+    assert "worker 0" in next(r.error for r in results if r.status == "sandbox_error")
     assert victim not in pool.worker_pids
     assert [r.status for r in pool.run_batch([Job("print(2)")] * 4)] == ["ok"] * 4
 
