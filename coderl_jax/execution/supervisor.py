@@ -47,7 +47,7 @@ def _close_all_except(keep: set[int]) -> None:
     for fd in sorted(k for k in keep if k >= 3):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, 1 << 20)
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _checker_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
@@ -94,6 +94,12 @@ def _sweep_uid(uid: int) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether ``pid`` has exited, leaving it unreaped (so its pid cannot be reused yet)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
 
 
 class _Judge:
@@ -211,9 +217,13 @@ class _Watch:
         self.ready = False  # the harness reached program code (see harness.run_program_child)
 
     def run(self, pid: int) -> str | None:
-        pidfd = os.pidfd_open(pid)
+        """Polls until the program exits or must be killed; returns the kill reason."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # Python < 3.9 or Linux < 5.3: poll in 10 ms steps
+            pidfd = None
         poller = select.poll()
-        for fd in [*self.streams, *self.channels, pidfd]:
+        for fd in [*self.streams, *self.channels] + ([pidfd] if pidfd is not None else []):
             poller.register(fd, select.POLLIN)
         os.set_blocking(self.fds["stdin_w"], False)
         poller.register(self.fds["stdin_w"], select.POLLOUT)
@@ -223,16 +233,20 @@ class _Watch:
                 if remaining <= 0:
                     self.kill_reason = "timeout"
                     break
-                events = poller.poll(int(remaining * 1000) + 1)
-                if any(fd == pidfd for fd, _ in events):
+                wait_ms = int(remaining * 1000) + 1 if pidfd is not None else 10
+                events = poller.poll(min(wait_ms, int(remaining * 1000) + 1))
+                if pidfd is not None and any(fd == pidfd for fd, _ in events):
                     break
                 for fd, _ in events:
                     if fd == self.fds.get("stdin_w"):
                         self._feed_stdin(poller)
                     elif not self._read(fd):
                         poller.unregister(fd)
+                if pidfd is None and _has_exited(pid):
+                    break
         finally:
-            os.close(pidfd)
+            if pidfd is not None:
+                os.close(pidfd)
         return self.kill_reason
 
     def _feed_stdin(self, poller) -> None:
