@@ -10,7 +10,7 @@ and forks the program ``B``, which is PID 1 there; for assert tests ``B`` forks 
 * stdin, fed from the job without blocking;
 * the deadline: ``timeout_s`` for a plain run; for tests, ``timeout_s`` per test, restarted
   at each test's start message but never past ``timeout_s * (num_tests + 1)`` in total;
-* test verdicts, judged here (outside the sandbox) as they arrive, so the job is stopped at
+* test verdicts, judged outside the sandbox as they arrive (``judge.Judge``), so the job stops at
   the first failure.
 
 Killing: SIGKILL to ``B``; as PID 1 of its namespace its death makes the kernel kill every
@@ -22,7 +22,6 @@ rusage), and the working directory is removed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import select
@@ -32,14 +31,12 @@ import tempfile
 import time
 
 from . import isolation
-from .compare import stdout_matches, values_equal
 from .harness import Channel, parse_messages, run_checker_child, run_program_child
+from .judge import Judge, build_report, num_tests
 
 _CHUNK = 1 << 16
 _MAX_CHANNEL_BYTES = 64 << 20
 _PR_SET_DUMPABLE = 4
-# What the harness may report for a test it ran (anything else is a forged message).
-_TEST_STATUSES = ("ok", "runtime_error", "memory_limit", "output_limit")
 
 
 def _close_all_except(keep: set[int]) -> None:
@@ -102,48 +99,11 @@ def _has_exited(pid: int) -> bool:
     return info is not None
 
 
-class _Judge:
-    """Per-test verdicts from the child's messages, with the expected values."""
-
-    def __init__(self, job: dict):
-        self.tests = job.get("tests")
-        self.mode = job["mode"]
-        self.results: dict[int, dict] = {}
-        self.current: int | None = None
-
-    def on_test(self, message: dict) -> bool:
-        """Records a test result; returns whether it passed."""
-        i = message["i"]
-        if not isinstance(i, int) or not 0 <= i < len(self.tests["inputs"]) or i in self.results:
-            raise ValueError(f"unexpected test index {i!r}")
-        expected = self.tests["outputs"][i]
-        status = message.get("status", "runtime_error")
-        got = message.get("stdout") if self.mode == "stdio" else message.get("value")
-        if status not in _TEST_STATUSES or (self.mode == "stdio" and not isinstance(got, str)):
-            raise ValueError(f"malformed result for test {i}")
-        passed = False
-        if status == "ok" and self.mode == "stdio":
-            passed = stdout_matches(expected, got or "", self.tests["float_tolerance"])
-        elif status == "ok":
-            passed = values_equal(json.loads(expected), got)
-        self.results[i] = {
-            "passed": passed, "status": status, "expected": expected, "got": got,
-            "error": message.get("error"),
-        }  # fmt: skip
-        return passed
-
-
-def _num_tests(job: dict) -> int:
-    if job["mode"] == "run":
-        return 0
-    return 1 if job["mode"] == "assert" else len(job["tests"]["inputs"])
-
-
 def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     """Runs one job (dict from ``sandbox.Job.to_wire``) and returns its report dict."""
     start = time.monotonic()
     timeout = float(job["timeout_s"])
-    hard_end = start + timeout * (_num_tests(job) + 1)
+    hard_end = start + timeout * (num_tests(job) + 1)
     cpu_seconds = math.ceil(hard_end - start) + 1
     workdir = tempfile.mkdtemp(dir=base_dir)
     if iso.uid is not None:
@@ -185,7 +145,7 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
         for fd in fds.values():
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
-    report = _report(job, watch, status, rusage, kill_reason, cpu_seconds)
+    report = build_report(job, watch, status, rusage, kill_reason, cpu_seconds)
     report["wall_s"] = time.monotonic() - start
     return report
 
@@ -206,7 +166,7 @@ class _Watch:
     def __init__(self, job, fds, limits, timeout, start, hard_end):
         self.job, self.fds, self.limits = job, fds, limits
         self.timeout, self.deadline, self.hard_end = timeout, start + timeout, hard_end
-        self.judge = _Judge(job) if job["mode"] != "run" else None
+        self.judge = Judge(job) if job["mode"] != "run" else None
         self.streams = {fds["out_r"]: bytearray(), fds["err_r"]: bytearray()}
         self.channels = {fds[n]: bytearray() for n in ("res_r", "marker_r") if n in fds}
         self.channel_bytes = 0
@@ -326,81 +286,3 @@ class _Watch:
                         break
                 except OSError:
                     break
-
-
-def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple[str, str | None]:
-    exit_message = next((m for m in reversed(watch.messages) if m.get("t") == "exit"), None)
-    error = exit_message.get("error") if exit_message else None
-    for m in watch.messages:
-        if m.get("t") == "sandbox_error":
-            return "sandbox_error", m.get("error")
-    if not watch.ready and kill_reason != "timeout":
-        return "sandbox_error", "the sandboxed child died while being set up"
-    if kill_reason in ("timeout", "output_limit"):
-        return kill_reason, error
-    if kill_reason == "bad_channel":
-        return "runtime_error", "the program corrupted its result channel"
-    if kill_reason == "first_failure":
-        return "ok", error
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        cpu_s = rusage.ru_utime + rusage.ru_stime
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= cpu_limit - 0.5):
-            return "timeout", error
-        if sig == signal.SIGXFSZ:
-            return "output_limit", error
-        return "killed_by_signal", error or f"killed by {signal.Signals(sig).name}"
-    if os.WEXITSTATUS(status) == 0:
-        return "ok", error
-    if error and "[Errno 27]" in error:  # EFBIG: a file grew past RLIMIT_FSIZE
-        return "output_limit", error
-    if error and error.startswith("MemoryError"):
-        return "memory_limit", error
-    return "runtime_error", error
-
-
-def _missing_reason(job: dict, status: str) -> str:
-    if status == "timeout":
-        return f"time limit of {job['timeout_s']}s exceeded"
-    if status == "output_limit":
-        return "output limit exceeded"
-    if job["mode"] == "assert":
-        return "the checker did not confirm completion"
-    return "the program ended before this test finished"
-
-
-def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
-    judge = watch.judge
-    if watch.kill_reason == "bad_channel":  # forged or garbled messages: trust none of them
-        judge.results.clear()
-    tests, failure_assigned = [], False
-    for i in range(_num_tests(watch.job)):
-        if i in judge.results:
-            tests.append(judge.results[i])
-            failure_assigned |= not judge.results[i]["passed"]
-            continue
-        expected = None if watch.job["mode"] == "assert" else watch.job["tests"]["outputs"][i]
-        if failure_assigned:
-            entry = {"status": "not_run", "error": None}
-        else:
-            failure_assigned = True
-            status = "runtime_error" if proc_status == "ok" else proc_status
-            entry = {"status": status, "error": error or _missing_reason(watch.job, status)}
-        tests.append({"passed": False, "expected": expected, "got": None, **entry})
-    return tests
-
-
-def _report(job, watch, status, rusage, kill_reason, cpu_limit) -> dict:
-    proc_status, error = _process_status(job, watch, status, rusage, kill_reason, cpu_limit)
-    by_kind = {m.get("t"): m for m in watch.messages}
-    return {
-        "status": proc_status,
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "stdout": bytes(watch.streams[watch.fds["out_r"]]).decode("utf-8", errors="replace"),
-        "stderr": bytes(watch.streams[watch.fds["err_r"]]).decode("utf-8", errors="replace"),
-        "cpu_s": rusage.ru_utime + rusage.ru_stime,
-        "variables": by_kind["vars"].get("variables") if "vars" in by_kind else None,
-        "return_value": by_kind["return"].get("value") if "return" in by_kind else None,
-        "error": error,
-        "tests": _test_results(watch, proc_status, error) if watch.judge else None,
-    }
