@@ -34,6 +34,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 
 from . import landlock, seccomp
 
@@ -185,15 +186,29 @@ def confine_child(iso: WorkerIsolation, limits: Limits, workdir: str, cpu_second
         seccomp.install()
 
 
-def _world_readable(directory: str) -> bool:
+def traversable_by_others(directory: str) -> bool:
+    """Whether every ancestor of ``directory`` lets other users pass (``o+x``)."""
     path = os.path.abspath(directory)
-    if not os.stat(path).st_mode & 0o005 == 0o005:
-        return False
     while path != "/":
         path = os.path.dirname(path)
         if not os.stat(path).st_mode & 0o001:
             return False
     return True
+
+
+def _world_readable(directory: str) -> bool:
+    path = os.path.abspath(directory)
+    return os.stat(path).st_mode & 0o005 == 0o005 and traversable_by_others(path)
+
+
+def make_base_dir(will_drop_uid: bool) -> str:
+    """The pool's temporary directory, somewhere the sandbox uid can reach its job dirs."""
+    base = tempfile.mkdtemp(prefix="coderl_sandbox_")
+    if will_drop_uid and not traversable_by_others(base):
+        os.rmdir(base)
+        base = tempfile.mkdtemp(prefix="coderl_sandbox_", dir="/tmp")
+    os.chmod(base, 0o711)
+    return base
 
 
 def _stdlib_of(python: str) -> tuple[str, tuple[int, int]] | None:

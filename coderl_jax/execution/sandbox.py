@@ -24,7 +24,6 @@ import queue
 import select
 import shutil
 import subprocess
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -222,8 +221,7 @@ class SandboxPool:
             self.python, why = python_executable, "given"
         else:
             self.python, why = isolation.pick_interpreter(drops_uid)
-        self._base_dir = tempfile.mkdtemp(prefix="coderl_sandbox_")
-        os.chmod(self._base_dir, 0o711)
+        self._base_dir = isolation.make_base_dir(drops_uid)
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._closed = False
