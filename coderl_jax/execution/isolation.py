@@ -87,6 +87,22 @@ def unshare(flags: int) -> None:
         raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
 
 
+def setns(fd: int, flags: int) -> None:
+    if _libc.setns(ctypes.c_int(fd), ctypes.c_int(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({flags:#x}): {os.strerror(err)}")
+
+
+def _new_pid_namespace_twice(own_pidns_fd: int) -> None:
+    for _ in range(2):
+        unshare(CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        setns(own_pidns_fd, CLONE_NEWPID)
+        os.waitpid(pid, 0)
+
+
 def _enter_network_namespace() -> str:
     if os.geteuid() == 0:
         unshare(CLONE_NEWNET)
@@ -128,6 +144,9 @@ class WorkerIsolation:
     uid: int | None
     landlock_abi: int
     read_only_fds: list[int]
+    # The worker's own PID namespace, to return to after each job's namespace (pidns only;
+    # None where setns is not permitted, e.g. inside an unprivileged user namespace).
+    own_pidns_fd: int | None = None
 
     def on(self, layer: str) -> bool:
         return self.report.get(layer) is not None
@@ -146,8 +165,13 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
             report["netns"] = _enter_network_namespace()
         except OSError:
             pass
+    own_pidns_fd = None
     if "pidns" not in disabled and _works_in_child(lambda: unshare(CLONE_NEWPID)):
         report["pidns"] = "on"
+        own_pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if not _works_in_child(lambda: _new_pid_namespace_twice(own_pidns_fd)):
+            os.close(own_pidns_fd)
+            own_pidns_fd = None
     abi, fds = 0, []
     if "landlock" not in disabled:
         abi = landlock.abi_version()
@@ -157,7 +181,7 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
     if "seccomp" not in disabled and seccomp.supported() and _works_in_child(seccomp.install):
         seccomp.prepare()
         report["seccomp"] = "on"
-    return WorkerIsolation(report=report, uid=uid, landlock_abi=abi, read_only_fds=fds)
+    return WorkerIsolation(report, uid, abi, fds, own_pidns_fd)
 
 
 def confine_child(iso: WorkerIsolation, limits: Limits, workdir: str, cpu_seconds: int) -> None:

@@ -1,9 +1,9 @@
 """One job, start to finish: fork the program, feed and drain it, enforce time, reap.
 
-``supervise(job, ...)`` runs in a short-lived process ``A`` that the worker forks per job
-(so a bug or crash here costs one job, never the worker). ``A`` enters a new PID namespace
-and forks the program ``B``, which is PID 1 there; for assert tests ``B`` forks the checker
-``C`` before confining itself. ``A`` then polls, until ``B`` exits:
+``supervise(job, ...)`` runs in the worker (or a throwaway fork of it, see
+``worker.run_job``); call that process ``A``. ``A`` forks the program ``B`` as PID 1 of a
+new PID namespace; for assert tests ``B`` forks the checker ``C`` before confining itself.
+``A`` then polls, until ``B`` exits:
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
   ``output_limit``), the program's result channel and the checker's marker channel;
@@ -106,48 +106,63 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     hard_end = start + timeout * (num_tests(job) + 1)
     cpu_seconds = math.ceil(hard_end - start) + 1
     workdir = tempfile.mkdtemp(dir=base_dir)
-    if iso.uid is not None:
-        os.chown(workdir, iso.uid, iso.uid)
-    names = ("stdin", "out", "err", "res")
-    if job["mode"] == "assert":
-        names += ("marker", "c2u", "u2c")
     fds: dict[str, int] = {}
-    for name in names:
-        fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
-    if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
-        for name in ("stdin_r", "out_w", "err_w"):
-            os.fchown(fds[name], iso.uid, iso.uid)
-    if iso.on("pidns"):
-        isolation.unshare(isolation.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        _program_main(job, iso, limits, workdir, cpu_seconds, fds)
-    for name in (
-        "stdin_r",
-        "out_w",
-        "err_w",
-        "res_w",
-        "marker_w",
-        "c2u_w",
-        "c2u_r",
-        "u2c_w",
-        "u2c_r",
-    ):
-        if name in fds:
-            os.close(fds.pop(name))
-    watch = _Watch(job, fds, limits, timeout, start, hard_end)
+    pid = None  # the program while it is not yet reaped
     try:
+        if iso.uid is not None:
+            os.chown(workdir, iso.uid, iso.uid)
+        names = ("stdin", "out", "err", "res")
+        if job["mode"] == "assert":
+            names += ("marker", "c2u", "u2c")
+        for name in names:
+            fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+        if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
+            for name in ("stdin_r", "out_w", "err_w"):
+                os.fchown(fds[name], iso.uid, iso.uid)
+        pid = _fork_in_new_pid_namespace(iso)
+        if pid == 0:
+            _program_main(job, iso, limits, workdir, cpu_seconds, fds)
+        for name in _CHILD_ENDS:
+            if name in fds:
+                os.close(fds.pop(name))
+        watch = _Watch(job, fds, limits, timeout, start, hard_end)
         kill_reason = watch.run(pid)
         _kill_everything(pid, iso)
         _, status, rusage = os.wait4(pid, 0)
+        pid = None
         watch.drain_after_exit()
     finally:
+        if pid:  # something above failed: never leave the program running or unreaped
+            _kill_everything(pid, iso)
+            os.wait4(pid, 0)
         for fd in fds.values():
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
     report = build_report(job, watch, status, rusage, kill_reason, cpu_seconds)
     report["wall_s"] = time.monotonic() - start
     return report
+
+
+_CHILD_ENDS = ("stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r")
+
+
+def _fork_in_new_pid_namespace(iso) -> int:
+    """``os.fork()``, the child being PID 1 of a new PID namespace when ``pidns`` is on.
+
+    ``unshare(CLONE_NEWPID)`` only affects later children and cannot be repeated while it is
+    pending, so the caller's namespace-for-children is reset with ``setns`` after the fork
+    (when the worker could open its own namespace; otherwise this runs in a throwaway
+    process, see ``worker.run_job``).
+    """
+    if iso.on("pidns"):
+        isolation.unshare(isolation.CLONE_NEWPID)
+    pid = None
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0 and iso.own_pidns_fd is not None:
+            isolation.setns(iso.own_pidns_fd, isolation.CLONE_NEWPID)
+    return pid
 
 
 def _kill_everything(pid: int, iso) -> None:

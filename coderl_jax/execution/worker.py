@@ -9,9 +9,10 @@ subpackage). Protocol over its stdin/stdout (moved to private fds at start-up), 
    ``{"t": "ready", "isolation": {layer: state}, "python": ..., "pid": ...}``.
 2. parent -> worker: a job dict; worker -> parent: its report dict. EOF ends the worker.
 
-Per job the worker forks a supervisor (``supervisor.supervise``) and waits for its report
-with a deadline, so neither a crashing supervisor nor a hung one can take the worker down;
-either becomes a ``sandbox_error`` report. The worker dies with its parent (PDEATHSIG).
+Per job the worker runs ``supervisor.supervise`` itself (its failures become a
+``sandbox_error`` report), or, where it cannot reuse PID namespaces, in a forked throwaway
+supervisor whose report it awaits with a deadline. A worker that dies or hangs anyway is
+detected and replaced by the pool. The worker dies with its parent (PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ def _job_budget_s(job: dict, limits: isolation.Limits) -> float:
 
 
 def run_job(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
-    """Runs ``job`` in a forked supervisor; always returns a report."""
+    """Runs ``job``; always returns a report.
+
+    The worker supervises the job itself, unless it needs a fresh PID namespace and cannot
+    return to its own afterwards (unprivileged user namespace): then a throwaway forked
+    supervisor does it, at the cost of one more fork per job.
+    """
+    if iso.own_pidns_fd is not None or not iso.on("pidns"):
+        try:
+            return supervise(job, iso, limits, base_dir)
+        except Exception as e:
+            return sandbox_error(f"supervisor failed: {e!r}"[:500])
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
