@@ -172,6 +172,7 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
         if not _works_in_child(lambda: _new_pid_namespace_twice(own_pidns_fd)):
             os.close(own_pidns_fd)
             own_pidns_fd = None
+            report["pidns"] = "on(supervisor fork per job)"
     abi, fds = 0, []
     if "landlock" not in disabled:
         abi = landlock.abi_version()
