@@ -1,8 +1,10 @@
 """The sandbox pool: persistent workers that each fork a fresh, confined child per program.
 
 ``SandboxPool`` starts ``num_workers`` worker processes (``worker.py``), each a warm
-interpreter that forks a supervisor and a program child per job (``supervisor.py``), so no
-interpreter state survives between programs and start-up costs a fork, not an interpreter.
+interpreter that forks a fresh program child per job and supervises it (``supervisor.py``),
+so no interpreter state survives between programs and start-up costs a fork, not an
+interpreter. Data path of one job: ``Job`` -> worker -> forked, confined child running
+``harness.py`` -> messages judged by ``judge.py`` -> ``Result`` (``Verdict`` for tests).
 The isolation layers (``isolation.py``) are detected by the first worker and reported once;
 layers named in ``required_isolation`` that are missing raise ``SandboxUnavailableError``,
 other missing layers give a warning.
