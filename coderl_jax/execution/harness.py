@@ -286,8 +286,11 @@ def run_checker_child(job: dict, marker: Channel, candidate_calls: Channel) -> N
     """The checker process ``C`` of assert tests: runs ``check(candidate)``, never returns."""
 
     def candidate(*args, **kwargs):
-        candidate_calls.send({"args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
-        reply = candidate_calls.receive()
+        try:
+            candidate_calls.send({"args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
+            reply = candidate_calls.receive()
+        except OSError:  # the program is gone (BrokenPipeError) or broke the pipe
+            reply = None
         if reply is None:
             raise CandidateError("the program stopped before answering")
         if "error" in reply:

@@ -26,6 +26,7 @@ import queue
 import select
 import shutil
 import subprocess
+import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -253,7 +254,9 @@ class SandboxPool:
         self._threads = ThreadPoolExecutor(self.num_workers, thread_name_prefix="sandbox")
 
     def _start_worker(self, index: int) -> _Worker:
-        return _Worker(index, self.python, self.limits, self.disabled_isolation, self._base_dir)
+        work_dir = tempfile.mkdtemp(prefix=f"worker{index}_", dir=self._base_dir)
+        os.chmod(work_dir, 0o711)  # the sandbox uid must traverse it to reach its job dirs
+        return _Worker(index, self.python, self.limits, self.disabled_isolation, work_dir)
 
     @property
     def worker_pids(self) -> list[int]:

@@ -5,7 +5,8 @@ is loaded under a private name, so the worker imports nothing but this standard-
 subpackage). Protocol over its stdin/stdout (moved to private fds at start-up), one
 ``harness.Channel`` message each way per job:
 
-1. parent -> worker: ``{"index", "limits", "disabled", "base_dir"}``; worker -> parent:
+1. parent -> worker: ``{"index", "limits", "disabled", "base_dir"}`` (the worker's own
+   directory for job directories); worker -> parent:
    ``{"t": "ready", "isolation": {layer: state}, "python": ..., "pid": ...}``.
 2. parent -> worker: a job dict; worker -> parent: its report dict. EOF ends the worker.
 
@@ -22,7 +23,6 @@ import os
 import select
 import signal
 import sys
-import tempfile
 import time
 
 from . import isolation
@@ -119,8 +119,7 @@ def main() -> None:
     config = channel.receive()
     limits = isolation.Limits(**config["limits"])
     iso = isolation.setup_worker(config["index"], limits, tuple(config["disabled"]))
-    base_dir = tempfile.mkdtemp(prefix=f"worker{config['index']}_", dir=config["base_dir"])
-    os.chmod(base_dir, 0o711)  # the sandbox uid must traverse it to reach its own workdir
+    base_dir = config["base_dir"]  # created by the pool, which also removes it
     for name in PRELOADED_MODULES:
         try:
             __import__(name)
