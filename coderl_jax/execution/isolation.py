@@ -31,7 +31,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,13 +228,40 @@ def _world_readable(directory: str) -> bool:
     return os.stat(path).st_mode & 0o005 == 0o005 and traversable_by_others(path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _remove_stale_base_dirs(parent: str) -> None:
+    """Removes pool directories whose owning process died without closing its pool."""
+    for name in os.listdir(parent):
+        match = re.fullmatch(r"coderl_sandbox_(\d+)_\w+", name)
+        path = os.path.join(parent, name)
+        try:
+            if match and os.stat(path).st_uid == os.geteuid() and not _pid_alive(int(match[1])):
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def make_base_dir(will_drop_uid: bool) -> str:
-    """The pool's temporary directory, somewhere the sandbox uid can reach its job dirs."""
-    base = tempfile.mkdtemp(prefix="coderl_sandbox_")
+    """The pool's temporary directory, somewhere the sandbox uid can reach its job dirs.
+
+    Named after the owning pid, so that a later pool removes it if its owner was killed.
+    """
+    prefix = f"coderl_sandbox_{os.getpid()}_"
+    base = tempfile.mkdtemp(prefix=prefix)
     if will_drop_uid and not traversable_by_others(base):
         os.rmdir(base)
-        base = tempfile.mkdtemp(prefix="coderl_sandbox_", dir="/tmp")
+        base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(base, 0o711)
+    _remove_stale_base_dirs(os.path.dirname(base))
     return base
 
 

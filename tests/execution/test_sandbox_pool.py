@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import tempfile
 
 import pytest
 
@@ -171,3 +173,15 @@ def test_isolation_report_and_required_layers(pool):
         Job("def f(x): pass", call=("f", "not json"))
     with pytest.raises(ValueError, match="max_open_files"):
         Limits(max_open_files=0)
+
+
+def test_pool_directories_of_killed_owners_are_removed():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = os.path.join(tempfile.gettempdir(), f"coderl_sandbox_{dead.pid}_stale")
+    os.makedirs(os.path.join(stale, "worker0_x", "job"))
+    with SandboxPool(num_workers=1) as pool:
+        live_dir = pool._base_dir
+        assert not os.path.exists(stale)
+        assert os.path.isdir(live_dir)
+    assert not os.path.exists(live_dir)
