@@ -228,7 +228,9 @@ def generate(
         fed = jax.lax.dynamic_slice_in_dim(state.tokens, state.step - 1, 1, axis=1)
         positions = (prompt_lengths_N + state.step - 1)[:, None]
         logits, cache = transformer.decode_step(params, model_config, fed, positions, state.cache)
-        token, logprob = sample_tokens(logits[:, 0], jax.random.fold_in(state.key, state.step), config)
+        token, logprob = sample_tokens(
+            logits[:, 0], jax.random.fold_in(state.key, state.step), config
+        )
         token = jnp.where(state.done, config.pad_id, token)
         logprob = jnp.where(state.done, 0.0, logprob)
         return state.replace(
@@ -270,9 +272,7 @@ class Sampler:
         out = sampler.sample(params, prompt_token_lists, num_samples=8, key=jax.random.key(0))
     """
 
-    def __init__(
-        self, model_config: ModelConfig, config: SamplingConfig, mesh: Mesh | None = None
-    ):
+    def __init__(self, model_config: ModelConfig, config: SamplingConfig, mesh: Mesh | None = None):
         self.model_config = model_config
         self.config = config
         self.mesh = mesh
