@@ -304,3 +304,14 @@ def test_sharded_on_eight_fake_devices_matches_one_device(tiny_model):
         assert result["tokens_equal"], (shape, result)
         assert result["logprob_diff"] < 1e-5, (shape, result)
         assert result["rows_per_shard"] == expected_rows[shape], (shape, result)
+
+
+def test_check_parity_generate_prints_greedy_match(tiny_model, capsys):
+    from coderl_jax.tools import check_parity
+
+    *_, path = tiny_model
+    assert check_parity.main(["--hf_dir", path, "--generate", "6"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2] == "greedy_token_match=1"
+    assert lines[-1].startswith("max_abs_logit_diff=")
+    assert float(lines[-1].split("=")[1]) < 1e-4
