@@ -8,12 +8,19 @@ maps them to mesh axes here and nowhere else. A dimension that a mesh axis does 
 (e.g. 2 kv heads over tensor=4) is replicated over that axis instead.
 
 Batches are sharded over (data, fsdp) along their leading dimension.
+
+Multi-host runs use JAX's own multi-controller runtime: every process calls
+`initialize_distributed` (explicit coordinator/process arguments, ``JAX_COORDINATOR_ADDRESS``
+/ ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` environment variables, or a detected SLURM /
+Cloud TPU / Open MPI environment), builds the same mesh over all processes' devices and
+feeds only its own rows of each batch (`global_batch_array`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 
 import jax
@@ -127,3 +134,80 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_divisor(mesh: Mesh) -> int:
     """Global batch sizes must be multiples of this (devices over the batch axes)."""
     return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+# Environment variables whose presence means "launched as one of several processes".
+_CLUSTER_ENV_MARKERS = (
+    "JAX_COORDINATOR_ADDRESS",  # explicit (our launchers, or by hand)
+    "SLURM_JOB_ID",  # SLURM srun (one task per host)
+    "TPU_WORKER_HOSTNAMES",  # TPU VM pod slices (GKE)
+    "CLOUD_TPU_TASK_ID",  # Cloud TPU VM
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI mpirun
+)
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    local_device_ids: Sequence[int] | None = None,
+) -> bool:
+    """Starts JAX's multi-process runtime when this is one process of several.
+
+    Explicit arguments win; otherwise ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID`` are read, and JAX's own cluster detection (SLURM, Cloud TPU VM,
+    Open MPI) fills what is missing. With none of these set (a single process, the laptop
+    and test default) nothing happens. Must run before any other JAX call.
+
+    Returns:
+      True when `jax.distributed.initialize` was called.
+    """
+    if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    explicit = coordinator_address is not None or num_processes is not None
+    slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+    in_cluster = any(name in os.environ for name in _CLUSTER_ENV_MARKERS)
+    if not explicit and (not in_cluster or ("SLURM_JOB_ID" in os.environ and slurm_tasks == 1)):
+        return False
+    if num_processes == 1:
+        return False
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+        local_device_ids=local_device_ids,
+    )
+    log.info(
+        "jax.distributed: process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+    return True
+
+
+def global_batch_array(local_rows: np.ndarray, mesh: Mesh) -> jax.Array:
+    """A global array sharded over (data, fsdp) from this process's rows.
+
+    Each process passes its own contiguous block of rows, ``B / process_count`` of them,
+    in process order (process p holds global rows ``[p * b, (p + 1) * b)``). With one
+    process this is an ordinary sharded `device_put` of the whole batch.
+
+    Args:
+      local_rows: ``[b, ...]`` host array, this process's share of the global batch.
+      mesh: the (data, fsdp, tensor) mesh; ``b * process_count`` must be a multiple of
+        `batch_divisor`.
+    """
+    local_rows = np.asarray(local_rows)
+    global_rows = local_rows.shape[0] * jax.process_count()
+    if global_rows % batch_divisor(mesh):
+        raise ValueError(
+            f"global batch of {global_rows} rows ({local_rows.shape[0]} per process) is not a "
+            f"multiple of the data x fsdp mesh size {batch_divisor(mesh)}"
+        )
+    sharding = batch_sharding(mesh, local_rows.ndim)
+    global_shape = (global_rows, *local_rows.shape[1:])
+    return jax.make_array_from_process_local_data(sharding, local_rows, global_shape)

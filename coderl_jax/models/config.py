@@ -123,6 +123,12 @@ class ModelConfig:
         rope = dict(hf.get("rope_parameters") or {})
         scaling = hf.get("rope_scaling")
         if scaling:
+            old_type = scaling.get("rope_type", scaling.get("type", "default"))
+            if rope and rope.get("rope_type", "default") != old_type:
+                raise ValueError(
+                    f"config.json has rope_scaling (type {old_type!r}) and rope_parameters "
+                    f"(type {rope.get('rope_type', 'default')!r}) that disagree; keep one"
+                )
             rope = {**scaling, **rope}
         theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
         rope_type = rope.get("rope_type", rope.get("type", "default"))
@@ -149,6 +155,11 @@ class ModelConfig:
             bos_token_id=hf.get("bos_token_id"),
             eos_token_id=hf.get("eos_token_id"),
         )
+        # Weights stay in the checkpoint's dtype unless overridden; bf16 weights compute in bf16.
+        stored = hf.get("dtype") or hf.get("torch_dtype")
+        if stored in DTYPES:
+            kwargs["param_dtype"] = stored
+            kwargs["compute_dtype"] = "float32" if stored == "float32" else stored
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -1,0 +1,39 @@
+"""The embedded synthetic dataset: procedurally generated coding problems that a model of a few
+million parameters can learn (short statements, 2-6 line solutions, stdin/stdout and
+call-based tests).
+
+``generate_problems(split, num_problems, seed)`` is the entry point; ``list_families()`` names
+the task families. Families live in ``numbers`` (integer arithmetic, loops), ``conditionals``,
+``sequences`` (lists, simulations), ``text`` (strings, counting) and ``functions``
+(call-based); ``generate`` holds the splits.
+"""
+
+from coderl_jax.data.synthetic.family import Family, Instance, draw_instance
+from coderl_jax.data.synthetic.generate import (
+    ALL_FAMILIES,
+    DEFAULT_NUM_TESTS,
+    HELDOUT_FAMILIES,
+    SPLITS,
+    VERSION,
+    families_of_split,
+    generate_problems,
+    get_family,
+    list_families,
+    statement_split,
+)
+
+__all__ = [
+    "ALL_FAMILIES",
+    "DEFAULT_NUM_TESTS",
+    "HELDOUT_FAMILIES",
+    "SPLITS",
+    "VERSION",
+    "Family",
+    "Instance",
+    "draw_instance",
+    "families_of_split",
+    "generate_problems",
+    "get_family",
+    "list_families",
+    "statement_split",
+]

@@ -1,0 +1,1 @@
+"""Evaluation: pass@k on code-generation benchmarks (and, later, reasoning benchmarks)."""

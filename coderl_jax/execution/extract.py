@@ -1,0 +1,95 @@
+"""The program inside a model completion.
+
+The code-generation prompt asks for the code in a ```python fence at the end, so extraction
+looks for fences, in this order of preference:
+
+1. Clean-up: ``\\r\\n`` and ``\\r`` become ``\\n``. Reasoning sections are dropped: every
+   closed ``<think>...</think>``; text before a ``</think>`` with no opening tag (templates
+   that open the think section inside the prompt); and everything from an unclosed
+   ``<think>`` to the end (the answer never came).
+2. ``fenced_python``: the last complete fenced block tagged ``python``, ``py`` or ``python3``
+   (any case).
+3. ``fenced_other``: otherwise, the last complete fenced block with any other tag or none.
+4. ``unterminated_fence``: otherwise, when the last opening fence is tagged python (or has no
+   tag) and never closes (the completion was cut off), everything after it.
+5. ``no_code``: otherwise ``None``. Unfenced code is not guessed at: the instruction asks for a
+   fence, and the reward should teach that.
+
+A fence opens with three backticks at the start of a line or after whitespace (small models
+write ``Answer: ```python``), an optional tag, and nothing else up to the newline; so an echo
+of the instruction ("in ```python ...``` at the end") opens nothing. It closes at the next
+three backticks, wherever they are (small models often write ``print(x)```). Blocks whose
+body is blank are ignored. The returned code is dedented, has leading and trailing blank lines
+removed, and ends with one newline.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+EXTRACT_REASONS: tuple[str, ...] = (
+    "fenced_python",
+    "fenced_other",
+    "unterminated_fence",
+    "no_code",
+)
+PYTHON_TAGS = frozenset({"python", "py", "python3"})
+
+_FENCE = "```"
+_OPENING_FENCE = re.compile(r"(?:^|(?<=\s))```[ \t]*([^\s`]*)[ \t]*\n", re.MULTILINE)
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+def _strip_reasoning(text: str) -> str:
+    text = _THINK_BLOCK.sub("", text)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text
+
+
+def _clean(body: str) -> str:
+    return textwrap.dedent(body).strip("\n").rstrip() + "\n"
+
+
+def extract_code_with_reason(completion: str) -> tuple[str | None, str]:
+    """The program in ``completion`` and how it was found.
+
+    Returns:
+      ``(code, reason)`` with ``reason`` one of ``EXTRACT_REASONS``; ``code`` is None exactly
+      when ``reason == "no_code"``. See the module docstring for the rules.
+    """
+    if not isinstance(completion, str):
+        raise TypeError(f"extract_code: completion must be str, got {type(completion).__name__}")
+    text = _strip_reasoning(completion.replace("\r\n", "\n").replace("\r", "\n"))
+
+    complete_blocks: list[tuple[str, str]] = []  # (tag, body), in order of appearance
+    unterminated: tuple[str, str] | None = None
+    pos = 0
+    while (opening := _OPENING_FENCE.search(text, pos)) is not None:
+        tag = opening.group(1).lower()
+        close = text.find(_FENCE, opening.end())
+        if close < 0:
+            unterminated = (tag, text[opening.end() :])
+            break
+        complete_blocks.append((tag, text[opening.end() : close]))
+        pos = close + len(_FENCE)
+
+    nonblank = [(tag, body) for tag, body in complete_blocks if body.strip()]
+    python_blocks = [body for tag, body in nonblank if tag in PYTHON_TAGS]
+    if python_blocks:
+        return _clean(python_blocks[-1]), "fenced_python"
+    if nonblank:
+        return _clean(nonblank[-1][1]), "fenced_other"
+    if unterminated is not None:
+        tag, body = unterminated
+        if (tag in PYTHON_TAGS or not tag) and body.strip():
+            return _clean(body), "unterminated_fence"
+    return None, "no_code"
+
+
+def extract_code(completion: str) -> str | None:
+    """The program in ``completion``, or None when it holds none (see the module docstring)."""
+    return extract_code_with_reason(completion)[0]

@@ -1,0 +1,380 @@
+"""One job, start to finish: fork the program, feed and drain it, enforce time, reap.
+
+``supervise(job, ...)`` runs in a short-lived process ``A`` that the worker forks per job
+(so a bug or crash here costs one job, never the worker). ``A`` enters a new PID namespace
+and forks the program ``B``, which is PID 1 there; for assert tests ``B`` forks the checker
+``C`` before confining itself. ``A`` then polls, until ``B`` exits:
+
+* stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
+  ``output_limit``), the program's result channel and the checker's marker channel;
+* stdin, fed from the job without blocking;
+* the deadline: ``timeout_s`` for a plain run; for tests, ``timeout_s`` per test, restarted
+  at each test's start message but never past ``timeout_s * (num_tests + 1)`` in total;
+* test verdicts, judged here (outside the sandbox) as they arrive, so the job is stopped at
+  the first failure.
+
+Killing: SIGKILL to ``B``; as PID 1 of its namespace its death makes the kernel kill every
+process left in it. ``A`` also kills ``B``'s process group and, when the worker has its own
+uid, every process of that uid (helper ``kill(-1)`` after ``setresuid``), which covers
+machines without PID namespaces. ``B`` is reaped with ``wait4`` (CPU time from its
+rusage), and the working directory is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import tempfile
+import time
+
+from . import isolation
+from .compare import stdout_matches, values_equal
+from .harness import Channel, parse_messages, run_checker_child, run_program_child
+
+_CHUNK = 1 << 16
+_MAX_CHANNEL_BYTES = 64 << 20
+_PR_SET_DUMPABLE = 4
+
+
+def _close_all_except(keep: set[int]) -> None:
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
+def _checker_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
+    try:
+        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]} | set(iso.read_only_fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds)
+        isolation._libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]})
+        calls = Channel(write_fd=fds["c2u_w"], read_fd=fds["u2c_r"])
+        run_checker_child(job, Channel(fds["marker_w"]), calls)
+    finally:
+        os._exit(121)
+
+
+def _program_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
+    try:
+        os.setsid()
+        for src, dst in ((fds["stdin_r"], 0), (fds["out_w"], 1), (fds["err_w"], 2)):
+            os.dup2(src, dst)
+        requests = None
+        if job["mode"] == "assert":
+            if os.fork() == 0:
+                _checker_main(job, iso, limits, workdir, cpu_seconds, fds)
+            requests = Channel(write_fd=fds["u2c_w"], read_fd=fds["c2u_r"])
+        keep = {fds["res_w"]} | ({fds["u2c_w"], fds["c2u_r"]} if requests else set())
+        _close_all_except(keep | set(iso.read_only_fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds)
+        _close_all_except(keep)
+        run_program_child(job, Channel(fds["res_w"]), requests)
+    except BaseException as e:
+        try:
+            Channel(fds["res_w"]).send({"t": "sandbox_error", "error": repr(e)[:500]})
+        finally:
+            os._exit(120)
+    os._exit(120)
+
+
+def _sweep_uid(uid: int) -> None:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+class _Judge:
+    """Per-test verdicts from the child's messages, with the expected values."""
+
+    def __init__(self, job: dict):
+        self.tests = job.get("tests")
+        self.mode = job["mode"]
+        self.results: dict[int, dict] = {}
+        self.current: int | None = None
+
+    def on_test(self, message: dict) -> bool:
+        """Records a test result; returns whether it passed."""
+        i = message["i"]
+        if not isinstance(i, int) or not 0 <= i < len(self.tests["inputs"]) or i in self.results:
+            raise ValueError(f"unexpected test index {i!r}")
+        expected = self.tests["outputs"][i]
+        status = message.get("status", "runtime_error")
+        got = message.get("stdout") if self.mode == "stdio" else message.get("value")
+        passed = False
+        if status == "ok" and self.mode == "stdio":
+            passed = stdout_matches(expected, got or "", self.tests["float_tolerance"])
+        elif status == "ok":
+            passed = values_equal(json.loads(expected), got)
+        self.results[i] = {
+            "passed": passed, "status": status, "expected": expected, "got": got,
+            "error": message.get("error"),
+        }  # fmt: skip
+        return passed
+
+
+def _num_tests(job: dict) -> int:
+    if job["mode"] == "run":
+        return 0
+    return 1 if job["mode"] == "assert" else len(job["tests"]["inputs"])
+
+
+def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
+    """Runs one job (dict from ``sandbox.Job.to_wire``) and returns its report dict."""
+    start = time.monotonic()
+    timeout = float(job["timeout_s"])
+    hard_end = start + timeout * (_num_tests(job) + 1)
+    cpu_seconds = math.ceil(hard_end - start) + 1
+    workdir = tempfile.mkdtemp(dir=base_dir)
+    if iso.uid is not None:
+        os.chown(workdir, iso.uid, iso.uid)
+    names = ("stdin", "out", "err", "res")
+    if job["mode"] == "assert":
+        names += ("marker", "c2u", "u2c")
+    fds: dict[str, int] = {}
+    for name in names:
+        fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+    if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
+        for name in ("stdin_r", "out_w", "err_w"):
+            os.fchown(fds[name], iso.uid, iso.uid)
+    if iso.on("pidns"):
+        isolation.unshare(isolation.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        _program_main(job, iso, limits, workdir, cpu_seconds, fds)
+    for name in (
+        "stdin_r",
+        "out_w",
+        "err_w",
+        "res_w",
+        "marker_w",
+        "c2u_w",
+        "c2u_r",
+        "u2c_w",
+        "u2c_r",
+    ):
+        if name in fds:
+            os.close(fds.pop(name))
+    watch = _Watch(job, fds, limits, timeout, start, hard_end)
+    try:
+        kill_reason = watch.run(pid)
+        _kill_everything(pid, iso)
+        _, status, rusage = os.wait4(pid, 0)
+        watch.drain_after_exit()
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = _report(job, watch, status, rusage, kill_reason, cpu_seconds)
+    report["wall_s"] = time.monotonic() - start
+    return report
+
+
+def _kill_everything(pid: int, iso) -> None:
+    for kill in (os.kill, os.killpg):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if iso.uid is not None and not iso.on("pidns"):
+        _sweep_uid(iso.uid)
+
+
+class _Watch:
+    """The poll loop of one job: stdin in, output and channels out, deadlines."""
+
+    def __init__(self, job, fds, limits, timeout, start, hard_end):
+        self.job, self.fds, self.limits = job, fds, limits
+        self.timeout, self.deadline, self.hard_end = timeout, start + timeout, hard_end
+        self.judge = _Judge(job) if job["mode"] != "run" else None
+        self.streams = {fds["out_r"]: bytearray(), fds["err_r"]: bytearray()}
+        self.channels = {fds[n]: bytearray() for n in ("res_r", "marker_r") if n in fds}
+        self.channel_bytes = 0
+        self.messages: list[dict] = []
+        self.marker: dict | None = None
+        self.pending_stdin = memoryview(job["stdin"].encode("latin-1"))
+        self.kill_reason: str | None = None
+
+    def run(self, pid: int) -> str | None:
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        for fd in [*self.streams, *self.channels, pidfd]:
+            poller.register(fd, select.POLLIN)
+        os.set_blocking(self.fds["stdin_w"], False)
+        poller.register(self.fds["stdin_w"], select.POLLOUT)
+        try:
+            while self.kill_reason is None:
+                remaining = min(self.deadline, self.hard_end) - time.monotonic()
+                if remaining <= 0:
+                    self.kill_reason = "timeout"
+                    break
+                events = poller.poll(int(remaining * 1000) + 1)
+                if any(fd == pidfd for fd, _ in events):
+                    break
+                for fd, _ in events:
+                    if fd == self.fds.get("stdin_w"):
+                        self._feed_stdin(poller)
+                    elif not self._read(fd):
+                        poller.unregister(fd)
+        finally:
+            os.close(pidfd)
+        return self.kill_reason
+
+    def _feed_stdin(self, poller) -> None:
+        fd = self.fds["stdin_w"]
+        try:
+            written = os.write(fd, self.pending_stdin[:_CHUNK])
+            self.pending_stdin = self.pending_stdin[written:]
+        except BrokenPipeError:
+            self.pending_stdin = self.pending_stdin[:0]
+        if not self.pending_stdin:
+            poller.unregister(fd)
+            os.close(self.fds.pop("stdin_w"))
+
+    def _read(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        if fd in self.streams:
+            buffer, cap = self.streams[fd], self.limits.max_output_bytes
+            if len(buffer) + len(data) > cap:
+                self.kill_reason = self.kill_reason or "output_limit"
+            buffer += data[: max(0, cap - len(buffer))]
+            return True
+        self.channel_bytes += len(data)
+        if self.channel_bytes > _MAX_CHANNEL_BYTES:
+            self.kill_reason = self.kill_reason or "output_limit"
+            return True
+        self.channels[fd] += data
+        try:
+            for message in parse_messages(self.channels[fd]):
+                if fd == self.fds.get("marker_r"):
+                    self._on_marker(message)
+                else:
+                    self._on_message(message)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            self.kill_reason = self.kill_reason or "bad_channel"
+        return True
+
+    def _on_message(self, message: dict) -> None:
+        kind = message["t"]
+        self.messages.append(message)
+        if self.judge is None or kind not in ("start", "test"):
+            return
+        if kind == "start":
+            self.judge.current = message["i"]
+            self.deadline = time.monotonic() + self.timeout
+        elif not self.judge.on_test(message) and self.job["stop_at_first_failure"]:
+            self.kill_reason = self.kill_reason or "first_failure"
+
+    def _on_marker(self, message: dict) -> None:
+        if message.get("t") != "assert" or self.marker is not None:
+            raise ValueError("bad checker message")
+        self.marker = message
+        passed = message.get("passed") is True
+        self.judge.results[0] = {
+            "passed": passed, "status": "ok", "expected": None, "got": None,
+            "error": message.get("error"),
+        }  # fmt: skip
+
+    def drain_after_exit(self) -> None:
+        """Reads what is left in the pipes once every writer is gone (or gone quiet)."""
+        for fd in [*self.streams, *self.channels]:
+            os.set_blocking(fd, False)
+            while self._read(fd):
+                if self.kill_reason == "bad_channel":
+                    break
+                try:
+                    if not select.select([fd], [], [], 0)[0]:
+                        break
+                except OSError:
+                    break
+
+
+def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple[str, str | None]:
+    exit_message = next((m for m in reversed(watch.messages) if m.get("t") == "exit"), None)
+    error = exit_message.get("error") if exit_message else None
+    for m in watch.messages:
+        if m.get("t") == "sandbox_error":
+            return "sandbox_error", m.get("error")
+    if kill_reason in ("timeout", "output_limit"):
+        return kill_reason, error
+    if kill_reason == "bad_channel":
+        return "runtime_error", "the program corrupted its result channel"
+    if kill_reason == "first_failure":
+        return "ok", error
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        cpu_s = rusage.ru_utime + rusage.ru_stime
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= cpu_limit - 0.5):
+            return "timeout", error
+        if sig == signal.SIGXFSZ:
+            return "output_limit", error
+        return "killed_by_signal", error or f"killed by {signal.Signals(sig).name}"
+    if os.WEXITSTATUS(status) == 0:
+        return "ok", error
+    if error and "[Errno 27]" in error:  # EFBIG: a file grew past RLIMIT_FSIZE
+        return "output_limit", error
+    if error and error.startswith("MemoryError"):
+        return "memory_limit", error
+    return "runtime_error", error
+
+
+def _missing_reason(job: dict, status: str) -> str:
+    if status == "timeout":
+        return f"time limit of {job['timeout_s']}s exceeded"
+    if status == "output_limit":
+        return "output limit exceeded"
+    if job["mode"] == "assert":
+        return "the checker did not confirm completion"
+    return "the program ended before this test finished"
+
+
+def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
+    judge = watch.judge
+    if watch.kill_reason == "bad_channel":  # forged or garbled messages: trust none of them
+        judge.results.clear()
+    tests, failure_assigned = [], False
+    for i in range(_num_tests(watch.job)):
+        if i in judge.results:
+            tests.append(judge.results[i])
+            failure_assigned |= not judge.results[i]["passed"]
+            continue
+        expected = None if watch.job["mode"] == "assert" else watch.job["tests"]["outputs"][i]
+        if failure_assigned:
+            entry = {"status": "not_run", "error": None}
+        else:
+            failure_assigned = True
+            status = "runtime_error" if proc_status == "ok" else proc_status
+            entry = {"status": status, "error": error or _missing_reason(watch.job, status)}
+        tests.append({"passed": False, "expected": expected, "got": None, **entry})
+    return tests
+
+
+def _report(job, watch, status, rusage, kill_reason, cpu_limit) -> dict:
+    proc_status, error = _process_status(job, watch, status, rusage, kill_reason, cpu_limit)
+    by_kind = {m.get("t"): m for m in watch.messages}
+    return {
+        "status": proc_status,
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "stdout": bytes(watch.streams[watch.fds["out_r"]]).decode("utf-8", errors="replace"),
+        "stderr": bytes(watch.streams[watch.fds["err_r"]]).decode("utf-8", errors="replace"),
+        "cpu_s": rusage.ru_utime + rusage.ru_stime,
+        "variables": by_kind["vars"].get("variables") if "vars" in by_kind else None,
+        "return_value": by_kind["return"].get("value") if "return" in by_kind else None,
+        "error": error,
+        "tests": _test_results(watch, proc_status, error) if watch.judge else None,
+    }

@@ -1,0 +1,122 @@
+"""The persistent worker process: a warm interpreter that runs one job at a time.
+
+Started by ``sandbox.SandboxPool`` as ``python -I -c BOOTSTRAP <package dir>`` (the package
+is loaded under a private name, so the worker imports nothing but this standard-library-only
+subpackage). Protocol over its stdin/stdout (moved to private fds at start-up), one
+``harness.Channel`` message each way per job:
+
+1. parent -> worker: ``{"index", "limits", "disabled", "base_dir"}``; worker -> parent:
+   ``{"t": "ready", "isolation": {layer: state}, "python": ..., "pid": ...}``.
+2. parent -> worker: a job dict; worker -> parent: its report dict. EOF ends the worker.
+
+Per job the worker forks a supervisor (``supervisor.supervise``) and waits for its report
+with a deadline, so neither a crashing supervisor nor a hung one can take the worker down;
+either becomes a ``sandbox_error`` report. The worker dies with its parent (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+
+from . import isolation
+from .harness import Channel, parse_messages
+from .supervisor import supervise
+
+BOOTSTRAP = """
+import importlib.util, sys
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location(
+    "_coderl_sandbox", path + "/__init__.py", submodule_search_locations=[path])
+module = importlib.util.module_from_spec(spec)
+sys.modules["_coderl_sandbox"] = module
+spec.loader.exec_module(module)
+from _coderl_sandbox.worker import main
+main()
+"""
+# Imported once here so that programs importing them pay nothing and need no file access.
+PRELOADED_MODULES = (
+    "array", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "enum",
+    "fractions", "functools", "heapq", "itertools", "json", "math", "operator", "queue",
+    "random", "re", "statistics", "string", "threading", "typing", "unittest", "ctypes",
+    "resource", "socket", "subprocess", "hashlib", "textwrap", "numbers", "cmath", "struct",
+)  # fmt: skip
+_PR_SET_PDEATHSIG = 1
+
+
+def sandbox_error(message: str) -> dict:
+    return {
+        "status": "sandbox_error", "exit_code": None, "stdout": "", "stderr": "", "cpu_s": 0.0,
+        "wall_s": 0.0, "variables": None, "return_value": None, "error": message, "tests": None,
+    }  # fmt: skip
+
+
+def _job_budget_s(job: dict, limits: isolation.Limits) -> float:
+    tests = job.get("tests") or {}
+    n = 1 if job["mode"] == "assert" else len(tests.get("inputs", ()))
+    return float(job["timeout_s"]) * (n + 1) + limits.kill_grace_s + 5.0
+
+
+def run_job(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
+    """Runs ``job`` in a forked supervisor; always returns a report."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            try:
+                report = supervise(job, iso, limits, base_dir)
+            except BaseException as e:
+                report = sandbox_error(f"supervisor failed: {e!r}"[:500])
+            Channel(write_fd).send(report)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + _job_budget_s(job, limits)
+    data = bytearray()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_fd], [], [], remaining)[0]:
+                os.kill(pid, signal.SIGKILL)
+                return sandbox_error("supervisor did not report in time")
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    messages = parse_messages(data)
+    return messages[0] if messages else sandbox_error("supervisor died without a report")
+
+
+def main() -> None:
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    channel = Channel(write_fd=os.dup(1), read_fd=os.dup(0))
+    for fd in (channel.write_fd, channel.read_fd):
+        os.set_inheritable(fd, False)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    config = channel.receive()
+    limits = isolation.Limits(**config["limits"])
+    iso = isolation.setup_worker(config["index"], limits, tuple(config["disabled"]))
+    base_dir = tempfile.mkdtemp(prefix=f"worker{config['index']}_", dir=config["base_dir"])
+    os.chmod(base_dir, 0o711)  # the sandbox uid must traverse it to reach its own workdir
+    for name in PRELOADED_MODULES:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    channel.send(
+        {"t": "ready", "isolation": iso.report, "python": sys.executable, "pid": os.getpid()}
+    )
+    while (job := channel.receive()) is not None:
+        channel.send(run_job(job, iso, limits, base_dir))

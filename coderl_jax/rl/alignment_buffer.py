@@ -1,0 +1,163 @@
+"""The buffer of alignment tasks that alignment prompts are drawn from (CodeRL+).
+
+Tasks enter in training-step order (each carries the step that created it) and the oldest
+are evicted first once ``capacity`` (official: 20,000) is exceeded. Sampling does not remove
+tasks: a task can be asked again in later steps, as in the official code. Sampling is
+deterministic given a ``numpy.random.Generator`` and draws without replacement within one
+call:
+
+* ``"recent"`` (official default): when the most recent step's additions hold at least
+  ``n`` tasks, ``n`` of them uniformly at random; otherwise the ``n`` newest tasks.
+* ``"random"``: ``n`` tasks uniformly at random from the whole buffer.
+* ``"balanced"``: balanced over source problems, so problems with many failing rollouts do
+  not crowd out the rest. It goes in rounds; each round visits the problems that still have
+  undrawn tasks in a random order and draws one random task from each, until ``n`` tasks are
+  drawn. Problems' counts therefore differ by at most one unless a problem runs out.
+
+The age of a task at step ``t`` is ``t - task.step`` (:func:`task_ages`), logged so metrics
+show how stale the sampled tasks are.
+
+Checkpointing: :meth:`AlignmentBuffer.save_jsonl` writes a header line (format, version,
+capacity, size) and one task per line; :meth:`AlignmentBuffer.load_jsonl` restores an equal
+buffer (same tasks, order and capacity). The checkpoint code stores it as
+``BUFFER_FILENAME`` inside each checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from coderl_jax.rl.alignment import AlignmentTask
+
+SAMPLING_STRATEGIES: tuple[str, ...] = ("recent", "random", "balanced")
+BUFFER_FILENAME = "alignment_buffer.jsonl"
+_FORMAT = "coderl_jax.alignment_buffer"
+_VERSION = 1
+
+
+class AlignmentBuffer:
+    """FIFO buffer of :class:`AlignmentTask`, oldest first (see the module docstring)."""
+
+    def __init__(self, capacity: int = 20_000, tasks: Iterable[AlignmentTask] = ()):
+        if capacity < 1:
+            raise ValueError(f"AlignmentBuffer capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._tasks: collections.deque[AlignmentTask] = collections.deque()
+        self.add(list(tasks))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AlignmentBuffer):
+            return NotImplemented
+        return self.capacity == other.capacity and list(self._tasks) == list(other._tasks)
+
+    @property
+    def tasks(self) -> list[AlignmentTask]:
+        """All tasks, oldest first (a copy)."""
+        return list(self._tasks)
+
+    @property
+    def latest_step(self) -> int | None:
+        """Step of the newest task, or None when empty."""
+        return self._tasks[-1].step if self._tasks else None
+
+    def add(self, tasks: Sequence[AlignmentTask]) -> int:
+        """Appends tasks (steps must not go backwards); returns how many old tasks were evicted."""
+        for task in tasks:
+            if self._tasks and task.step < self._tasks[-1].step:
+                raise ValueError(
+                    f"AlignmentBuffer.add: task of step {task.step} after step "
+                    f"{self._tasks[-1].step}; tasks must arrive in step order"
+                )
+            self._tasks.append(task)
+        evicted = max(0, len(self._tasks) - self.capacity)
+        for _ in range(evicted):
+            self._tasks.popleft()
+        return evicted
+
+    def sample(self, n: int, strategy: str, rng: np.random.Generator) -> list[AlignmentTask]:
+        """Draws ``n`` distinct tasks with ``strategy`` (see the module docstring)."""
+        if strategy not in SAMPLING_STRATEGIES:
+            raise ValueError(
+                f"sampling strategy must be one of {SAMPLING_STRATEGIES}, got {strategy!r}"
+            )
+        if not 0 <= n <= len(self._tasks):
+            raise ValueError(f"cannot sample {n} tasks from a buffer of {len(self._tasks)}")
+        tasks = self.tasks
+        if strategy == "random":
+            return [tasks[i] for i in rng.choice(len(tasks), size=n, replace=False)]
+        if strategy == "recent":
+            latest = [t for t in tasks if t.step == self.latest_step]
+            if len(latest) >= n:
+                return [latest[i] for i in rng.choice(len(latest), size=n, replace=False)]
+            return tasks[len(tasks) - n :]
+        return _sample_balanced(tasks, n, rng)
+
+    def save_jsonl(self, path: str | os.PathLike) -> None:
+        """Writes the buffer to ``path`` atomically (temporary file, then rename)."""
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "capacity": self.capacity,
+            "size": len(self),
+        }
+        tmp_path = f"{os.fspath(path)}.tmp"
+        with open(tmp_path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(header) + "\n")
+            for task in self._tasks:
+                f.write(json.dumps(task.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+        os.replace(tmp_path, path)
+
+    @classmethod
+    def load_jsonl(cls, path: str | os.PathLike, capacity: int | None = None) -> AlignmentBuffer:
+        """Reads a buffer written by :meth:`save_jsonl`; ``capacity`` overrides the saved one
+        (oldest tasks are evicted if it is smaller)."""
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line 1 is not a JSON header ({e})") from e
+        if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+            raise ValueError(f"{path}: expected a {_FORMAT} v{_VERSION} header, got {lines[:1]}")
+        tasks = []
+        for line_number, line in enumerate(lines[1:], start=2):
+            try:
+                tasks.append(AlignmentTask.from_json(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, KeyError, ValueError) as e:
+                raise ValueError(
+                    f"{path}: line {line_number} is not an alignment task ({e})"
+                ) from e
+        if len(tasks) != header["size"]:
+            raise ValueError(f"{path}: header says {header['size']} tasks, file has {len(tasks)}")
+        return cls(capacity or header["capacity"], tasks)
+
+
+def _sample_balanced(
+    tasks: list[AlignmentTask], n: int, rng: np.random.Generator
+) -> list[AlignmentTask]:
+    by_problem: dict[str, list[int]] = collections.defaultdict(list)
+    for index, task in enumerate(tasks):
+        by_problem[task.problem_id].append(index)
+    remaining = list(by_problem.values())  # first-appearance order: deterministic
+    chosen: list[int] = []
+    while len(chosen) < n:
+        remaining = [indices for indices in remaining if indices]
+        for problem in rng.permutation(len(remaining)):
+            if len(chosen) == n:
+                break
+            indices = remaining[problem]
+            chosen.append(indices.pop(int(rng.integers(len(indices)))))
+    return [tasks[i] for i in chosen]
+
+
+def task_ages(tasks: Sequence[AlignmentTask], step: int) -> np.ndarray:
+    """Ages ``step - task.step`` of the given tasks, int64 of shape [N]."""
+    return np.asarray([step - task.step for task in tasks], dtype=np.int64).reshape(-1)

@@ -1,0 +1,282 @@
+"""One RL step's rollouts: prompts -> samples -> execution -> rewards -> advantages.
+
+Host side of the CodeRL+ loop. A step's prompts (code-generation problems first, then
+alignment tasks; see `coderl_jax.data.mixture`) are sampled G times each. Code completions
+are executed against their tests in the sandbox pool (reward 1/0); alignment completions
+are parsed and scored per variable (`coderl_jax.rl.rewards`). Advantages are computed
+within each prompt's group of G, for both kinds alike, and everything is packed into one
+fixed-shape `TrainBatch`.
+
+Overlap: the prompts are split into ``overlap_chunks`` chunks. Chunk k+1 is dispatched to
+the device (JAX dispatches asynchronously) before the host executes chunk k's programs,
+so generation and execution run side by side; the reference model's log-probs are
+dispatched before the last chunk's programs run. Everything stays on-policy: all chunks are
+sampled from the same parameters.
+
+Failed code rollouts become alignment candidates (`code_candidates`); the loop converts
+them after dispatching the train step, so tracing overlaps the update too.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from coderl_jax.config import RolloutConfig
+from coderl_jax.data.problems import Problem, code_generation_messages, render_prompt
+from coderl_jax.rl import advantages as adv
+from coderl_jax.rl import dapo, rewards
+from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
+from coderl_jax.sampler import FINISH_STOP, Sampler
+from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
+
+CODE, ALIGN = "code", "align"
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptItem:
+    """One prompt of a step: its kind, token ids and the problem or task it came from."""
+
+    kind: str  # CODE or ALIGN
+    token_ids: tuple[int, ...]
+    source: Problem | AlignmentTask
+
+
+def code_prompt(problem: Problem, tokenizer, system_prompt: str | None = None) -> PromptItem:
+    text = render_prompt(code_generation_messages(problem, system_prompt=system_prompt), tokenizer)
+    return PromptItem(CODE, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), problem)
+
+
+def alignment_prompt(task: AlignmentTask, tokenizer) -> PromptItem:
+    text = render_prompt([{"role": "user", "content": task.prompt()}], tokenizer)
+    return PromptItem(ALIGN, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), task)
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """A step's rollouts: the train batch (host numpy) and what the host learned."""
+
+    batch: TrainBatch
+    completions: list[str]  # [N] decoded completions (stop token removed)
+    items: list[PromptItem]  # [P] prompts; row n belongs to items[n // G]
+    code_candidates: list[CodeRollout]  # failed code rollouts, for alignment conversion
+    metrics: dict[str, float]
+    phase_seconds: dict[str, float]
+
+
+def group_advantages(
+    estimator: str, rewards_N: np.ndarray, group_size: int, loss_mask_NxT: np.ndarray
+) -> np.ndarray:
+    """[N] (sequence-level estimators) or [N, T] (REINFORCE++ variants) advantages."""
+    r = np.asarray(rewards_N, np.float32)
+    if estimator == "grpo":
+        return np.asarray(adv.grpo_advantages(r, group_size))
+    if estimator == "drgrpo":
+        return np.asarray(adv.grpo_advantages(r, group_size, norm_by_std=False))
+    if estimator == "rloo":
+        return np.asarray(adv.rloo_advantages(r, group_size))
+    mask = np.asarray(loss_mask_NxT, np.float32)
+    if estimator == "reinforce_pp_baseline":
+        return np.asarray(adv.reinforce_pp_baseline_advantages(r, group_size, mask))
+    if estimator == "reinforce_pp":
+        # The sequence reward sits on the last completion token.
+        last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
+        token_rewards = np.zeros_like(mask)
+        token_rewards[np.arange(len(r)), last] = r * (mask.sum(1) > 0)
+        return np.asarray(adv.reinforce_pp_advantages(token_rewards, mask))
+    raise ValueError(f"unknown advantage estimator {estimator!r}")
+
+
+class RolloutRunner:
+    """Turns a step's prompts into a `Rollouts` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RolloutConfig,
+        tokenizer,
+        sampler: Sampler,
+        check_batch: Callable,
+        reference_logprobs: Callable | None = None,
+    ):
+        """
+        Args:
+          config: rollout settings.
+          tokenizer: decodes completions.
+          sampler: a `Sampler` whose SamplingConfig holds the stop and pad ids.
+          check_batch: ``SandboxPool.check_batch``.
+          reference_logprobs: ``(tokens, attention_mask, positions) -> [N, W]`` log-probs of
+            the frozen reference policy (jitted, asynchronous), or None when kl_coef = 0.
+        """
+        self.config = config
+        self.tokenizer = tokenizer
+        self.sampler = sampler
+        self.check_batch = check_batch
+        self.reference_logprobs = reference_logprobs
+
+    def run(self, params, items: Sequence[PromptItem], key: jax.Array) -> Rollouts:
+        cfg, g = self.config, self.config.num_samples
+        times = collections.Counter()
+        start = time.perf_counter()
+        width = self.sampler.config.bucket_for(max(len(item.token_ids) for item in items))
+        tokens, mask = _left_pad([item.token_ids for item in items], width, self.sampler.config.pad_id)
+        num_chunks = cfg.overlap_chunks if len(items) % cfg.overlap_chunks == 0 else 1
+        bounds = np.linspace(0, len(items), num_chunks + 1).astype(int)
+        keys = jax.random.split(key, num_chunks)
+
+        def dispatch(c):
+            lo, hi = bounds[c], bounds[c + 1]
+            return self.sampler.sample_padded(params, tokens[lo:hi], mask[lo:hi], g, keys[c])
+
+        pending = dispatch(0)
+        outputs, host = [], []
+        ref_future = None
+        for c in range(num_chunks):
+            t0 = time.perf_counter()
+            out = jax.tree.map(np.asarray, pending)  # waits for chunk c only
+            times["generate"] += time.perf_counter() - t0
+            if c + 1 < num_chunks:
+                pending = dispatch(c + 1)  # runs on the device while chunk c executes
+            outputs.append(out)
+            if c + 1 == num_chunks and self.reference_logprobs is not None:
+                full = _concat(outputs)
+                ref_future = self.reference_logprobs(full.tokens, full.attention_mask, full.positions)
+            t0 = time.perf_counter()
+            host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
+            times["execute"] += time.perf_counter() - t0
+        out = _concat(outputs)
+        completions = [text for h in host for text in h["completions"]]
+        rewards_N = np.concatenate([h["rewards"] for h in host])
+        kinds_N = np.repeat([TASK_CODE if i.kind == CODE else TASK_ALIGNMENT for i in items], g)
+        if cfg.overlong_buffer_len:
+            code_rows = kinds_N == TASK_CODE
+            rewards_N[code_rows] = dapo.apply_overlong_penalty(
+                rewards_N[code_rows],
+                out.completion_lengths[code_rows],
+                self.sampler.config.max_new_tokens,
+                cfg.overlong_buffer_len,
+            )
+        loss_mask = out.loss_mask.astype(np.float32)
+        advantages = group_advantages(cfg.advantage_estimator, rewards_N, g, loss_mask)
+        old_logprobs = np.zeros(loss_mask.shape, np.float32)
+        old_logprobs[:, width:] = out.logprobs
+        ref = None
+        if ref_future is not None:
+            t0 = time.perf_counter()
+            ref = np.asarray(ref_future, np.float32)
+            times["reference"] += time.perf_counter() - t0
+        batch = TrainBatch(
+            tokens=out.tokens.astype(np.int32),
+            attention_mask=out.attention_mask.astype(np.int32),
+            positions=out.positions.astype(np.int32),
+            loss_mask=loss_mask,
+            advantages=advantages.astype(np.float32),
+            rewards=rewards_N.astype(np.float32),
+            task_kind=kinds_N.astype(np.int32),
+            old_logprobs=old_logprobs,
+            ref_logprobs=ref,
+        )
+        metrics = _metrics(host, rewards_N, kinds_N, out, g)
+        times["rollout_total"] = time.perf_counter() - start
+        candidates = [c for h in host for c in h["candidates"]]
+        return Rollouts(batch, completions, list(items), candidates, metrics, dict(times))
+
+    def _score(self, items: Sequence[PromptItem], out) -> dict[str, Any]:
+        """Host work of one chunk: decode, execute / parse, reward."""
+        g = self.config.num_samples
+        completions = [
+            self.tokenizer.decode(row[: int(n)], skip_special_tokens=True)
+            for row, n in zip(out.completion_tokens, out.completion_lengths)
+        ]
+        rewards_N = np.zeros(len(completions), np.float32)
+        code_rows = [n for n in range(len(completions)) if items[n // g].kind == CODE]
+        align_rows = [n for n in range(len(completions)) if items[n // g].kind == ALIGN]
+        result: dict[str, Any] = {"completions": completions, "candidates": [], "counts": collections.Counter()}
+        if code_rows:
+            problems = [items[n // g].source for n in code_rows]
+            r, outcomes, programs, verdicts = rewards.code_generation_rewards(
+                [completions[n] for n in code_rows],
+                [p.tests for p in problems],
+                self.check_batch,
+                timeout_s=self.config.exec_timeout_s,
+                float_tolerance=self.config.float_tolerance,
+            )
+            rewards_N[code_rows] = r
+            result["counts"].update(f"code/outcome/{o}" for o in outcomes)
+            for problem, reward, program, verdict in zip(problems, r, programs, verdicts):
+                if verdict is None or not verdict.tests or reward > 0:
+                    continue
+                kind, stdin, call = first_test_input(problem.tests)
+                first = verdict.tests[0]
+                result["candidates"].append(
+                    CodeRollout(
+                        problem_id=problem.id,
+                        program=program,
+                        reward=float(reward),
+                        input_kind=kind,
+                        stdin=stdin,
+                        call=call,
+                        first_status=first.status,
+                        first_stdout=first.got if isinstance(first.got, str) else "",
+                        first_return=None if kind != "call" else first.got,
+                    )
+                )
+        if align_rows:
+            tasks = [items[n // g].source for n in align_rows]
+            r, counts = rewards.alignment_rewards(
+                [completions[n] for n in align_rows],
+                [t.expected_output for t in tasks],
+                [t.labels for t in tasks],
+                [t.output_kind for t in tasks],
+                mode=self.config.alignment_reward_mode,
+            )
+            rewards_N[align_rows] = r
+            result["counts"].update({f"align/{k}": v for k, v in counts.items()})
+        result["rewards"] = rewards_N
+        return result
+
+
+def _left_pad(token_lists, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    tokens = np.full((len(token_lists), width), pad_id, np.int32)
+    mask = np.zeros((len(token_lists), width), np.int32)
+    for row, ids in enumerate(token_lists):
+        tokens[row, width - len(ids) :] = ids
+        mask[row, width - len(ids) :] = 1
+    return tokens, mask
+
+
+def _concat(outputs):
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
+
+
+def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]:
+    counts = collections.Counter()
+    for h in host:
+        counts.update(h["counts"])
+    metrics: dict[str, float] = {}
+    groups = rewards_N.reshape(-1, group_size)
+    group_kinds = kinds_N.reshape(-1, group_size)[:, 0]
+    for name, kind in (("code", TASK_CODE), ("align", TASK_ALIGNMENT)):
+        rows = kinds_N == kind
+        metrics[f"rollout/{name}/num_rollouts"] = float(rows.sum())
+        if not rows.any():
+            continue
+        metrics[f"rollout/{name}/reward_mean"] = float(rewards_N[rows].mean())
+        signal = groups[group_kinds == kind].std(axis=1) > 0
+        metrics[f"rollout/{name}/groups_with_signal"] = float(signal.mean())
+        metrics[f"rollout/{name}/completion_tokens_mean"] = float(out.completion_lengths[rows].mean())
+        metrics[f"rollout/{name}/finished_by_stop"] = float((out.finish_reason[rows] == FINISH_STOP).mean())
+        total = rows.sum()
+        for key, value in counts.items():
+            if key.startswith(name + "/"):
+                rest = key[len(name) + 1 :]
+                # Outcome/parse counts become fractions of the kind's rollouts.
+                metrics[f"rollout/{name}/{rest}"] = value / total if "/" in rest else float(value)
+    if (kinds_N == TASK_CODE).any():
+        metrics["rollout/code/pass_rate"] = metrics["rollout/code/reward_mean"]
+    return metrics

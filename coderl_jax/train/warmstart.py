@@ -1,0 +1,164 @@
+"""Supervised warm start: reference solutions and reference alignment answers.
+
+Used by the tiny default so the randomly initialised model starts RL with a non-zero pass
+rate and knows the alignment answer format; real checkpoints skip it (``steps = 0``).
+
+Examples are (prompt, response) pairs rendered exactly as RL prompts are:
+* code: the problem's code-generation prompt -> "```python\\n<reference>\\n```" + end of turn;
+* alignment: tasks made from reference solutions by the same traced conversion as failed
+  rollouts (`rl.alignment.failures_to_tasks`) -> the task's reference JSON answer line.
+
+The update is the RL train step itself with every advantage 1, no KL and a single update
+per batch (so the importance ratio is exp(logp - stop_gradient(logp)) = 1): its gradient
+is then exactly the gradient of the token-mean log-likelihood of the responses. One code
+path, one set of shardings; only the optimizer settings differ (own AdamW state, warmup +
+cosine schedule).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from coderl_jax.config import WarmStartConfig
+from coderl_jax.data.problems import Problem
+from coderl_jax.models.config import ModelConfig
+from coderl_jax.rl.alignment import AlignmentConfig, CodeRollout, failures_to_tasks, first_test_input
+from coderl_jax.rl.rollout import alignment_prompt, code_prompt
+from coderl_jax.train import state as state_lib
+from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch, device_put_batch
+from coderl_jax.train.config import TrainConfig
+from coderl_jax.train.step import make_logprobs_fn, make_train_step
+
+# (prompt token ids, response token ids, task kind)
+Example = tuple[tuple[int, ...], tuple[int, ...], int]
+
+
+def code_response(reference: str) -> str:
+    return f"```python\n{reference.strip()}\n```"
+
+
+def warm_start_examples(
+    problems: Sequence[Problem],
+    tokenizer,
+    end_of_turn: str,
+    run_batch: Callable,
+    alignment_fraction: float,
+    conversion: AlignmentConfig,
+    rng: np.random.Generator,
+) -> tuple[list[Example], dict[str, int]]:
+    """Code examples from every problem's reference, plus alignment examples so that they
+    make up ``alignment_fraction`` of the total (fewer if conversion drops tasks)."""
+
+    def encode(text: str) -> tuple[int, ...]:
+        return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    with_refs = [p for p in problems if p.reference_solution]
+    examples: list[Example] = [
+        (code_prompt(p, tokenizer).token_ids, encode(code_response(p.reference_solution) + end_of_turn), TASK_CODE)
+        for p in with_refs
+    ]
+    counts = {"code_examples": len(examples)}
+    wanted = int(round(len(examples) * alignment_fraction / max(1e-9, 1 - alignment_fraction)))
+    if wanted:
+        chosen = rng.choice(len(with_refs), size=min(wanted, len(with_refs)), replace=False)
+        candidates = []
+        for i in chosen:
+            p = with_refs[int(i)]
+            kind, stdin, call = first_test_input(p.tests)
+            if kind == "none":
+                continue
+            candidates.append(
+                CodeRollout(p.id, p.reference_solution, 1.0, kind, stdin, call, "ok", "")
+            )
+        tasks, conversion_counts = failures_to_tasks(candidates, run_batch, step=-1, config=conversion)
+        for task in tasks:
+            response = encode(task.reference_answer() + end_of_turn)
+            examples.append((alignment_prompt(task, tokenizer).token_ids, response, TASK_ALIGNMENT))
+        counts["alignment_examples"] = len(tasks)
+        counts.update({f"alignment_{k}": v for k, v in conversion_counts.items() if k != "tasks"})
+    return examples, counts
+
+
+def pack_examples(examples: Sequence[Example], width: int, pad_id: int) -> TrainBatch:
+    """Right-padded rows [prompt | response | pad] with the loss on response tokens."""
+    n = len(examples)
+    tokens = np.full((n, width), pad_id, np.int32)
+    attention = np.zeros((n, width), np.int32)
+    loss_mask = np.zeros((n, width), np.float32)
+    kinds = np.zeros((n,), np.int32)
+    for row, (prompt, response, kind) in enumerate(examples):
+        seq = (list(prompt) + list(response))[:width]
+        tokens[row, : len(seq)] = seq
+        attention[row, : len(seq)] = 1
+        loss_mask[row, len(prompt) : len(seq)] = 1.0
+        kinds[row] = kind
+    positions = np.maximum(np.cumsum(attention, axis=1) - 1, 0).astype(np.int32)
+    return TrainBatch(
+        tokens=tokens,
+        attention_mask=attention,
+        positions=positions,
+        loss_mask=loss_mask,
+        advantages=np.ones((n,), np.float32),
+        rewards=np.ones((n,), np.float32),
+        task_kind=kinds,
+    )
+
+
+def sft_train_config(config: WarmStartConfig) -> TrainConfig:
+    warmup = max(1, config.steps // 10)
+    return TrainConfig(
+        learning_rate=config.learning_rate,
+        warmup_steps=warmup,
+        lr_schedule="cosine",
+        decay_steps=max(1, config.steps - warmup),
+        final_lr_ratio=0.1,
+        kl_coef=0.0,
+        entropy_coef=0.0,
+        log_entropy=False,
+        weight_decay=0.01,
+    )
+
+
+def run_warm_start(
+    params,
+    model_config: ModelConfig,
+    mesh: Mesh,
+    examples: Sequence[Example],
+    config: WarmStartConfig,
+    seed: int,
+    pad_id: int,
+    log: Callable[[str], None] = print,
+) -> tuple[object, list[dict]]:
+    """Trains ``params`` for ``config.steps`` steps; returns (params, per-step metrics)."""
+    if not examples:
+        raise ValueError("warm start: no examples (no problem has a reference solution)")
+    train_config = sft_train_config(config)
+    state = state_lib.create_train_state(params, model_config, train_config, mesh)
+    step_fn = make_train_step(model_config, train_config, mesh)
+    logprobs_fn = make_logprobs_fn(model_config, train_config, mesh)
+    longest = max(len(p) + len(r) for p, r, _ in examples)
+    width = -(-longest // 32) * 32  # one compiled shape
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(examples))
+    history, position, start = [], 0, time.perf_counter()
+    log_every = max(1, config.steps // 10)
+    for step in range(config.steps):
+        if position + config.batch_size > len(order):
+            order, position = rng.permutation(len(examples)), 0
+        rows = [examples[i] for i in order[position : position + config.batch_size]]
+        position += config.batch_size
+        batch = device_put_batch(pack_examples(rows, width, pad_id), mesh)
+        if step % log_every == 0 or step == config.steps - 1:
+            logp = np.asarray(logprobs_fn(state.params, batch))
+            mask = np.asarray(batch.loss_mask)
+            nll = float(-(logp * mask).sum() / mask.sum())
+            history.append({"warm_start/step": step, "warm_start/nll": nll})
+            elapsed = time.perf_counter() - start
+            log(f"warm start {step}/{config.steps}: nll {nll:.3f} ({elapsed:.0f}s)")
+        state, _ = step_fn(state, batch)
+    return state.params, history

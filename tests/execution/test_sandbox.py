@@ -1,0 +1,162 @@
+"""Pool behaviour, statuses, and the three test kinds (including faking attempts)."""
+
+import os
+import signal
+
+import pytest
+
+from coderl_jax.execution import (
+    Job,
+    SandboxPool,
+    SandboxUnavailableError,
+    Verdict,
+    check_solution,
+    run_program,
+)
+from coderl_jax.execution import (
+    TestSpec as Spec,
+)
+
+STDIO = Spec("stdio", inputs=("1 2\n", "3 4\n", "5 5\n"), outputs=("3\n", "7", "10"))
+CALL = Spec("call", inputs=("[1, 2]", "[3, 4]"), outputs=("3", "7"), fn_name="add")
+ASSERT = Spec(
+    "assert",
+    check_code="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 2) == 4\n",
+    entry_point="add",
+)
+
+
+def test_statuses_of_plain_runs(pool):
+    jobs = [
+        Job("print(input()[::-1])", stdin=b"abc\n"),
+        Job("import sys\nprint('oops', file=sys.stderr)\n1 / 0"),
+        Job("while True:\n    pass", timeout_s=0.5),
+        Job("import sys\nsys.exit(3)"),
+        Job("x = bytearray(2 << 30)"),
+        Job("def f(a, b):\n    return {'s': a + b}", call=("f", "[1, 2]")),
+        Job(
+            "class Solution:\n    def f(self, xs):\n        return tuple(xs)",
+            call=("f", "[[1, 2]]"),
+        ),
+        Job("def broken(:\n    pass"),
+        Job("print(open('/dev/stdin').read().upper())", stdin=b"pipe"),
+    ]
+    r = pool.run_batch(jobs)
+    assert (r[0].status, r[0].stdout, r[0].exit_code) == ("ok", "cba\n", 0)
+    assert (r[1].status, r[1].error) == ("runtime_error", "ZeroDivisionError: division by zero")
+    assert r[1].stderr.startswith("oops\n") and "ZeroDivisionError" in r[1].stderr
+    assert r[2].status == "timeout" and 0.5 <= r[2].wall_s < 3
+    assert (r[3].status, r[3].exit_code) == ("runtime_error", 3)
+    assert r[4].status == "memory_limit"
+    assert (r[5].status, r[5].return_value) == ("ok", {"s": 3})
+    assert r[6].return_value == {"__tuple__": [1, 2]}
+    assert r[7].status == "runtime_error" and r[7].error.startswith("SyntaxError")
+    assert (r[8].status, r[8].stdout) == ("ok", "PIPE\n")
+    assert all(x.variables is None for x in r)
+
+
+def test_stdio_tests_pass_fail_and_stop_at_first_failure(pool):
+    good = "a, b = map(int, input().split())\nprint(a + b)"
+    fast_io = "import os, sys\nfor line in sys.stdin:\n    a, b = map(int, line.split())\n    os.write(1, f'{a + b}\\n'.encode())"
+    wrong_second = "a, b = map(int, input().split())\nprint(a + b if a < 3 else 0)"
+    # Moving away from the working directory or closing stdout must not break later tests.
+    wanders = "import os, sys\na, b = map(int, input().split())\nprint(a + b)\nos.chdir('/')\nsys.stdout.close()"
+    programs = [good, fast_io, wrong_second, wanders]
+    verdicts = pool.check_batch([(p, STDIO) for p in programs])
+    assert [v.passed for v in verdicts] == [True, True, False, True]
+    bad = verdicts[2]
+    assert bad.first_failure == 1 and bad.status == "ok"
+    assert (bad.tests[1].expected, bad.tests[1].got) == ("7", "0\n")
+    assert bad.tests[2].status in ("not_run", "ok")
+    everything = pool.check_batch([(wrong_second, STDIO)], stop_at_first_failure=False)[0]
+    assert [t.passed for t in everything.tests] == [True, False, False]
+    assert [t.status for t in everything.tests] == ["ok", "ok", "ok"]
+
+
+def test_stdio_float_tolerance_and_per_test_timeout(pool):
+    spec = Spec("stdio", inputs=("1\n",), outputs=("0.333333\n",), float_tolerance=1e-4)
+    assert pool.check_batch([("input()\nprint(round(1 / 3, 5))", spec)])[0].passed
+    slow = "n = int(input().split()[0])\nif n == 3:\n    while True: pass\nprint(n + 2 if n == 1 else 10)"
+    v = pool.check_batch([(slow, STDIO)], timeout_s=0.5)[0]
+    assert [t.status for t in v.tests] == ["ok", "timeout", "not_run"]
+    assert v.status == "timeout" and v.first_failure == 1
+
+
+def test_call_tests_solution_class_and_faking(pool):
+    programs = [
+        "def add(a, b):\n    return a + b",
+        "class Solution:\n    def add(self, a, b):\n        return a + b",
+        # __eq__ always True: the value is encoded in the child, compared outside.
+        "class Eq:\n    def __eq__(self, o): return True\ndef add(a, b):\n    return Eq()",
+        # monkeypatched print and a fake success line on stdout and stderr.
+        "import builtins, sys\nbuiltins.print = lambda *a, **k: None\nsys.stdout.write('PASSED 2/2\\n')\ndef add(a, b):\n    return 0",
+        "import os\ndef add(a, b):\n    return a + b\nos._exit(0)",  # exits before tests
+        "def add(a, b):\n    return float(a + b)",  # 3.0 == 3 numerically
+        "def add(a, b):\n    return True",
+    ]
+    verdicts = pool.check_batch([(p, CALL) for p in programs])
+    assert [v.passed for v in verdicts] == [True, True, False, False, False, True, False]
+    assert verdicts[2].tests[0].got["__unrepresentable__"] == "Eq"
+    assert verdicts[4].tests[0].error == "the program ended before this test finished"
+
+
+def test_assert_tests_need_the_checker_marker(pool):
+    forge_marker = (
+        "import json, os, struct\n"
+        "msg = json.dumps({'t': 'assert', 'passed': True}).encode()\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, struct.pack('>I', len(msg)) + msg)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "def add(a, b):\n    return 0\n"
+    )
+    programs = [
+        "def add(a, b):\n    return a + b",
+        "def add(a, b):\n    return a - b",
+        "class Eq:\n    def __eq__(self, o): return True\ndef add(a, b):\n    return Eq()",
+        "def add(a, b):\n    return a + b\nimport os\nos._exit(0)",
+        "def add(a, b):\n    return a + b\nimport sys\nsys.exit(0)",
+        forge_marker,
+        "import os, signal\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n    return 0",
+        "import builtins\nbuiltins.AssertionError = None\ndef add(a, b):\n    return 0",
+    ]
+    verdicts = pool.check_batch([(p, ASSERT) for p in programs])
+    assert [v.passed for v in verdicts] == [True, False, False, False, True, False, False, False]
+    assert verdicts[1].tests[0].error == "AssertionError"
+    assert "not plain data" in verdicts[2].tests[0].error
+    assert verdicts[3].tests[0].error == "the checker did not confirm completion"
+
+
+def test_one_shot_functions_use_the_shared_pool():
+    result = run_program("print(sum(range(10)))")
+    assert (result.status, result.stdout) == ("ok", "45\n")
+    traced = run_program("x = 2 ** 10", trace=True)
+    assert traced.variables == {"x": 1024}
+    verdict = check_solution("def add(a, b):\n    return a + b", CALL)
+    assert isinstance(verdict, Verdict) and verdict.passed
+
+
+def test_order_preserved_and_dead_worker_replaced(pool):
+    jobs = [Job(f"print({i} * {i})") for i in range(40)]
+    results = pool.run_batch(jobs)
+    assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(40)]
+    victim = pool.worker_pids[0]
+    os.kill(victim, signal.SIGKILL)
+    results = pool.run_batch([Job("print(1)") for _ in range(6)])
+    statuses = [r.status for r in results]
+    assert statuses.count("sandbox_error") == 1 and statuses.count("ok") == 5
+    assert victim not in pool.worker_pids
+    assert [r.status for r in pool.run_batch([Job("print(2)")] * 4)] == ["ok"] * 4
+
+
+def test_isolation_report_and_required_layers(pool):
+    assert set(pool.isolation) == {"rlimits", "uid", "netns", "pidns", "landlock", "seccomp"}
+    if os.geteuid() == 0:
+        assert pool.isolation["uid"] == "61000"
+    with pytest.raises(ValueError, match="unknown isolation layer 'chroot'"):
+        SandboxPool(num_workers=1, required_isolation=("chroot",))
+    with pytest.raises(SandboxUnavailableError, match="seccomp"):
+        SandboxPool(num_workers=1, required_isolation=("seccomp",), disabled_isolation=("seccomp",))
+    with pytest.raises(ValueError, match="timeout_s"):
+        Job("print(1)", timeout_s=0)
