@@ -222,7 +222,7 @@ def _chi_square(counts: np.ndarray, probs: np.ndarray) -> float:
 
 # Chi-square critical values at p = 0.001 (df = support size - 1): a correct sampler fails
 # with probability 0.1%, and the fixed key makes the outcome deterministic.
-CHI2_CRITICAL_0_001 = {2: 13.82, 5: 20.52}
+CHI2_CRITICAL_0_001 = {2: 13.82, 4: 18.47, 5: 20.52}
 
 
 @pytest.mark.parametrize(
@@ -279,3 +279,24 @@ def test_check_parity_generate_prints_greedy_match(tiny_model, capsys):
     assert lines[-2] == "greedy_token_match=1"
     assert lines[-1].startswith("max_abs_logit_diff=")
     assert float(lines[-1].split("=")[1]) < 1e-4
+
+
+def test_large_vocab_frequencies_match_softmax():
+    """V = 1000 takes the two-level (block) path, with a partial last block."""
+    vocab, draws = 1000, 20000
+    logits = np.zeros(vocab, np.float32)
+    heavy = np.asarray([5, 300, 777, 999])  # in different blocks, the last in the partial one
+    logits[heavy] = [6.0, 5.5, 5.0, 4.0]
+    logits[[10, 11]] = -np.inf  # never drawn
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    tokens, logprobs = sampler_lib.sample_tokens(
+        jnp.tile(jnp.asarray(logits), (draws, 1)), jax.random.key(9), SamplingConfig()
+    )
+    tokens, logprobs = np.asarray(tokens), np.asarray(logprobs)
+    assert not np.isin(tokens, [10, 11]).any()
+    # Bins: each heavy token, then all the rest (each light token is too rare to bin alone).
+    counts = np.asarray([*((tokens == t).sum() for t in heavy), (~np.isin(tokens, heavy)).sum()])
+    expected = np.asarray([*probs[heavy], 1 - probs[heavy].sum()])
+    assert _chi_square(counts, expected) < CHI2_CRITICAL_0_001[4]
+    np.testing.assert_allclose(logprobs, np.log(probs[tokens]), rtol=1e-4, atol=1e-5)
