@@ -213,6 +213,23 @@ def test_top_p_keeps_exactly_the_nucleus(top_p, nucleus):
     np.testing.assert_allclose(np.exp(np.asarray(log_probs)[nucleus]), renormalised, rtol=1e-5)
 
 
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.99])
+def test_top_p_without_sorting_equals_sorted_nucleus(top_p):
+    logits = np.asarray(jax.random.normal(jax.random.key(2), (16, 1000))) * 3
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    cfg = SamplingConfig(top_p=top_p)
+    kept = np.isfinite(np.asarray(sampler_lib.sampling_log_probs(jnp.asarray(logits), cfg)))
+    for row in range(16):
+        order = np.argsort(-probs[row], kind="stable")
+        mass_before = np.cumsum(probs[row, order]) - probs[row, order]
+        # float32 sums may decide a token whose preceding mass is within 1e-5 of top_p
+        # either way (as would a float32 sort-and-cumsum); every other token must agree.
+        assert kept[row, order[mass_before < top_p - 1e-5]].all()
+        assert not kept[row, order[mass_before > top_p + 1e-5]].any()
+        assert abs(kept[row].sum() - (mass_before < top_p).sum()) <= 1
+
+
 def _chi_square(counts: np.ndarray, probs: np.ndarray) -> float:
     expected = counts.sum() * probs
     support = probs > 0
