@@ -57,9 +57,13 @@ class DataConfig:
     max_prompt_tokens: int = 512  # prompts longer than this are skipped (counted)
     skip_bad_rows: bool = False  # skip (count, log) malformed rows instead of raising
     seed: int = 0  # shuffling seed of the prompt iterator
+    # coderl_synthetic only: (train, validation, test, test_heldout_families) problem counts.
+    synthetic_sizes: tuple[int, int, int, int] = (20000, 500, 500, 200)
+    eval_split: str = "test"  # split of `dataset` that in-training evaluation uses
 
     def __post_init__(self):
         _check(self.max_prompt_tokens >= 8, "max_prompt_tokens", "must be >= 8")
+        _check(len(self.synthetic_sizes) == 4, "synthetic_sizes", "needs 4 counts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +132,9 @@ class WarmStartConfig:
     def __post_init__(self):
         _check(self.steps >= 0, "warm_start_steps", "must be >= 0")
         _check(self.batch_size >= 1, "warm_start_batch_size", "must be >= 1")
-        _check(0 <= self.alignment_fraction <= 1, "warm_start_alignment_fraction", "must be in [0, 1]")
+        _check(
+            0 <= self.alignment_fraction <= 1, "warm_start_alignment_fraction", "must be in [0, 1]"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,14 +59,17 @@ def evaluate_code_generation(
         chunk = items[start : start + prompts_per_call]
         padded = chunk + [chunk[0]] * (prompts_per_call - len(chunk))
         key, sub = jax.random.split(key)
-        out = sampler.sample([i.token_ids for i in padded], num_samples, sub)
+        out = sampler.sample(params, [i.token_ids for i in padded], num_samples, sub)
         tokens, lengths = np.asarray(out.completion_tokens), np.asarray(out.completion_lengths)
         n_real = len(chunk) * num_samples
         completions = [
-            tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True) for r in range(n_real)
+            tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True)
+            for r in range(n_real)
         ]
         specs = [chunk[r // num_samples].source.tests for r in range(n_real)]
-        r, outs, programs, _ = rewards.code_generation_rewards(completions, specs, check_batch, timeout_s)
+        r, outs, programs, _ = rewards.code_generation_rewards(
+            completions, specs, check_batch, timeout_s
+        )
         outcomes.update(outs)
         for row in range(n_real):
             p = start + row // num_samples
@@ -81,7 +84,8 @@ def evaluate_code_generation(
                 }
             )
     metrics = {
-        f"pass@{k}": float(np.mean([pass_at_k(num_samples, int(c), k) for c in correct])) for k in ks
+        f"pass@{k}": float(np.mean([pass_at_k(num_samples, int(c), k) for c in correct]))
+        for k in ks
     }
     total = max(sum(outcomes.values()), 1)
     metrics.update({f"outcome/{o}": v / total for o, v in sorted(outcomes.items())})

@@ -42,7 +42,7 @@ import struct
 import sys
 import traceback
 
-from .encoding import DEFAULT_CAPS, decode_value, encode_value
+from .encoding import DEFAULT_CAPS, _type_name, decode_value, encode_value
 from .spec import TAG_BIGINT, TAG_UNREPRESENTABLE
 from .tracer import PROGRAM_FILENAME, VariableTracer
 
@@ -93,8 +93,22 @@ def parse_messages(buffer: bytearray) -> list[dict]:
 
 
 def describe_exception(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text[:500]
+    """``"Type: message"`` (at most 500 chars); survives a hostile ``__str__``."""
+    name = _type_name(exc)
+    try:
+        message = str(exc)
+        message = message if type(message) is str else ""
+    except BaseException:
+        message = "<unprintable>"
+    return (f"{name}: {message}" if message else name)[:500]
+
+
+def _exit_code_of(exc: SystemExit) -> int:
+    """Exit status for ``sys.exit(code)``: 0 only for None/0, 1..255 kept, anything else 1."""
+    code = exc.code
+    if code is None or (type(code) is int and code == 0):
+        return 0
+    return code if type(code) is int and 0 < code < 256 else 1
 
 
 def _fresh_globals() -> dict:
@@ -106,9 +120,8 @@ def _run_body(code, globals_: dict) -> tuple[int, str | None]:
     try:
         exec(code, globals_)
     except SystemExit as e:
-        if e.code is None or e.code == 0:
-            return 0, None
-        return (e.code if isinstance(e.code, int) else 1), describe_exception(e)
+        exit_code = _exit_code_of(e)
+        return exit_code, (describe_exception(e) if exit_code else None)
     except BaseException as e:
         try:  # like the interpreter's report, without the harness's own frame
             traceback.print_exception(type(e), e, e.__traceback__.tb_next)
@@ -214,6 +227,9 @@ def _serve_candidate(globals_: dict, entry_point: str, requests: Channel) -> Non
 def run_program_child(job: dict, channel: Channel, candidate_requests: Channel | None) -> None:
     """The program process ``U``: runs ``job`` and exits (never returns)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead
+    # From here on program code may write to the channel; the supervisor trusts no
+    # "sandbox_error" message that arrives after this one.
+    channel.send({"t": "ready"})
     exit_code, error = 0, None
     try:
         code = compile(job["code"], PROGRAM_FILENAME, "exec")
@@ -270,8 +286,11 @@ def run_checker_child(job: dict, marker: Channel, candidate_calls: Channel) -> N
     """The checker process ``C`` of assert tests: runs ``check(candidate)``, never returns."""
 
     def candidate(*args, **kwargs):
-        candidate_calls.send({"args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
-        reply = candidate_calls.receive()
+        try:
+            candidate_calls.send({"args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
+            reply = candidate_calls.receive()
+        except OSError:  # the program is gone (BrokenPipeError) or broke the pipe
+            reply = None
         if reply is None:
             raise CandidateError("the program stopped before answering")
         if "error" in reply:

@@ -31,9 +31,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from . import landlock, seccomp
 
@@ -86,6 +89,22 @@ def unshare(flags: int) -> None:
         raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
 
 
+def setns(fd: int, flags: int) -> None:
+    if _libc.setns(ctypes.c_int(fd), ctypes.c_int(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({flags:#x}): {os.strerror(err)}")
+
+
+def _new_pid_namespace_twice(own_pidns_fd: int) -> None:
+    for _ in range(2):
+        unshare(CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        setns(own_pidns_fd, CLONE_NEWPID)
+        os.waitpid(pid, 0)
+
+
 def _enter_network_namespace() -> str:
     if os.geteuid() == 0:
         unshare(CLONE_NEWNET)
@@ -127,6 +146,9 @@ class WorkerIsolation:
     uid: int | None
     landlock_abi: int
     read_only_fds: list[int]
+    # The worker's own PID namespace, to return to after each job's namespace (pidns only;
+    # None where setns is not permitted, e.g. inside an unprivileged user namespace).
+    own_pidns_fd: int | None = None
 
     def on(self, layer: str) -> bool:
         return self.report.get(layer) is not None
@@ -145,8 +167,14 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
             report["netns"] = _enter_network_namespace()
         except OSError:
             pass
+    own_pidns_fd = None
     if "pidns" not in disabled and _works_in_child(lambda: unshare(CLONE_NEWPID)):
         report["pidns"] = "on"
+        own_pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if not _works_in_child(lambda: _new_pid_namespace_twice(own_pidns_fd)):
+            os.close(own_pidns_fd)
+            own_pidns_fd = None
+            report["pidns"] = "on(supervisor fork per job)"
     abi, fds = 0, []
     if "landlock" not in disabled:
         abi = landlock.abi_version()
@@ -156,7 +184,7 @@ def setup_worker(worker_index: int, limits: Limits, disabled: tuple[str, ...]) -
     if "seccomp" not in disabled and seccomp.supported() and _works_in_child(seccomp.install):
         seccomp.prepare()
         report["seccomp"] = "on"
-    return WorkerIsolation(report=report, uid=uid, landlock_abi=abi, read_only_fds=fds)
+    return WorkerIsolation(report, uid, abi, fds, own_pidns_fd)
 
 
 def confine_child(iso: WorkerIsolation, limits: Limits, workdir: str, cpu_seconds: int) -> None:
@@ -185,15 +213,56 @@ def confine_child(iso: WorkerIsolation, limits: Limits, workdir: str, cpu_second
         seccomp.install()
 
 
-def _world_readable(directory: str) -> bool:
+def traversable_by_others(directory: str) -> bool:
+    """Whether every ancestor of ``directory`` lets other users pass (``o+x``)."""
     path = os.path.abspath(directory)
-    if not os.stat(path).st_mode & 0o005 == 0o005:
-        return False
     while path != "/":
         path = os.path.dirname(path)
         if not os.stat(path).st_mode & 0o001:
             return False
     return True
+
+
+def _world_readable(directory: str) -> bool:
+    path = os.path.abspath(directory)
+    return os.stat(path).st_mode & 0o005 == 0o005 and traversable_by_others(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _remove_stale_base_dirs(parent: str) -> None:
+    """Removes pool directories whose owning process died without closing its pool."""
+    for name in os.listdir(parent):
+        match = re.fullmatch(r"coderl_sandbox_(\d+)_\w+", name)
+        path = os.path.join(parent, name)
+        try:
+            if match and os.stat(path).st_uid == os.geteuid() and not _pid_alive(int(match[1])):
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def make_base_dir(will_drop_uid: bool) -> str:
+    """The pool's temporary directory, somewhere the sandbox uid can reach its job dirs.
+
+    Named after the owning pid, so that a later pool removes it if its owner was killed.
+    """
+    prefix = f"coderl_sandbox_{os.getpid()}_"
+    base = tempfile.mkdtemp(prefix=prefix)
+    if will_drop_uid and not traversable_by_others(base):
+        os.rmdir(base)
+        base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(base, 0o711)
+    _remove_stale_base_dirs(os.path.dirname(base))
+    return base
 
 
 def _stdlib_of(python: str) -> tuple[str, tuple[int, int]] | None:

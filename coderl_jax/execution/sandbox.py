@@ -1,8 +1,10 @@
 """The sandbox pool: persistent workers that each fork a fresh, confined child per program.
 
 ``SandboxPool`` starts ``num_workers`` worker processes (``worker.py``), each a warm
-interpreter that forks a supervisor and a program child per job (``supervisor.py``), so no
-interpreter state survives between programs and start-up costs a fork, not an interpreter.
+interpreter that forks a fresh program child per job and supervises it (``supervisor.py``),
+so no interpreter state survives between programs and start-up costs a fork, not an
+interpreter. Data path of one job: ``Job`` -> worker -> forked, confined child running
+``harness.py`` -> messages judged by ``judge.py`` -> ``Result`` (``Verdict`` for tests).
 The isolation layers (``isolation.py``) are detected by the first worker and reported once;
 layers named in ``required_isolation`` that are missing raise ``SandboxUnavailableError``,
 other missing layers give a warning.
@@ -63,10 +65,16 @@ class Job:
         if not self.timeout_s > 0:
             raise ValueError(f"Job.timeout_s must be > 0, got {self.timeout_s}")
         if self.call is not None:
-            if len(self.call) != 2 or not isinstance(json.loads(self.call[1]), list):
+            try:
+                args_ok = len(self.call) == 2 and isinstance(json.loads(self.call[1]), list)
+            except (TypeError, ValueError):
+                args_ok = False
+            if not args_ok:
                 raise ValueError(
                     f"Job.call must be (fn_name, JSON list of args), got {self.call!r}"
                 )
+        if self.tests is not None and not isinstance(self.tests, TestSpec):
+            raise TypeError(f"Job.tests must be a TestSpec, got {type(self.tests).__name__}")
         if self.tests is not None and (self.trace or self.call):
             raise ValueError("Job: trace/call apply to plain runs, not to jobs with tests")
 
@@ -216,8 +224,7 @@ class SandboxPool:
             self.python, why = python_executable, "given"
         else:
             self.python, why = isolation.pick_interpreter(drops_uid)
-        self._base_dir = tempfile.mkdtemp(prefix="coderl_sandbox_")
-        os.chmod(self._base_dir, 0o711)
+        self._base_dir = isolation.make_base_dir(drops_uid)
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._closed = False
@@ -247,7 +254,9 @@ class SandboxPool:
         self._threads = ThreadPoolExecutor(self.num_workers, thread_name_prefix="sandbox")
 
     def _start_worker(self, index: int) -> _Worker:
-        return _Worker(index, self.python, self.limits, self.disabled_isolation, self._base_dir)
+        work_dir = tempfile.mkdtemp(prefix=f"worker{index}_", dir=self._base_dir)
+        os.chmod(work_dir, 0o711)  # the sandbox uid must traverse it to reach its job dirs
+        return _Worker(index, self.python, self.limits, self.disabled_isolation, work_dir)
 
     @property
     def worker_pids(self) -> list[int]:

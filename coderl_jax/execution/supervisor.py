@@ -1,16 +1,16 @@
 """One job, start to finish: fork the program, feed and drain it, enforce time, reap.
 
-``supervise(job, ...)`` runs in a short-lived process ``A`` that the worker forks per job
-(so a bug or crash here costs one job, never the worker). ``A`` enters a new PID namespace
-and forks the program ``B``, which is PID 1 there; for assert tests ``B`` forks the checker
-``C`` before confining itself. ``A`` then polls, until ``B`` exits:
+``supervise(job, ...)`` runs in the worker (or a throwaway fork of it, see
+``worker.run_job``); call that process ``A``. ``A`` forks the program ``B`` as PID 1 of a
+new PID namespace; for assert tests ``B`` forks the checker ``C`` before confining itself.
+``A`` then polls, until ``B`` exits:
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
   ``output_limit``), the program's result channel and the checker's marker channel;
 * stdin, fed from the job without blocking;
 * the deadline: ``timeout_s`` for a plain run; for tests, ``timeout_s`` per test, restarted
   at each test's start message but never past ``timeout_s * (num_tests + 1)`` in total;
-* test verdicts, judged here (outside the sandbox) as they arrive, so the job is stopped at
+* test verdicts, judged outside the sandbox as they arrive (``judge.Judge``), so the job stops at
   the first failure.
 
 Killing: SIGKILL to ``B``; as PID 1 of its namespace its death makes the kernel kill every
@@ -22,7 +22,6 @@ rusage), and the working directory is removed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import select
@@ -32,8 +31,8 @@ import tempfile
 import time
 
 from . import isolation
-from .compare import stdout_matches, values_equal
 from .harness import Channel, parse_messages, run_checker_child, run_program_child
+from .judge import Judge, build_report, num_tests
 
 _CHUNK = 1 << 16
 _MAX_CHANNEL_BYTES = 64 << 20
@@ -45,7 +44,7 @@ def _close_all_except(keep: set[int]) -> None:
     for fd in sorted(k for k in keep if k >= 3):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, 1 << 20)
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _checker_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
@@ -94,90 +93,76 @@ def _sweep_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
-class _Judge:
-    """Per-test verdicts from the child's messages, with the expected values."""
-
-    def __init__(self, job: dict):
-        self.tests = job.get("tests")
-        self.mode = job["mode"]
-        self.results: dict[int, dict] = {}
-        self.current: int | None = None
-
-    def on_test(self, message: dict) -> bool:
-        """Records a test result; returns whether it passed."""
-        i = message["i"]
-        if not isinstance(i, int) or not 0 <= i < len(self.tests["inputs"]) or i in self.results:
-            raise ValueError(f"unexpected test index {i!r}")
-        expected = self.tests["outputs"][i]
-        status = message.get("status", "runtime_error")
-        got = message.get("stdout") if self.mode == "stdio" else message.get("value")
-        passed = False
-        if status == "ok" and self.mode == "stdio":
-            passed = stdout_matches(expected, got or "", self.tests["float_tolerance"])
-        elif status == "ok":
-            passed = values_equal(json.loads(expected), got)
-        self.results[i] = {
-            "passed": passed, "status": status, "expected": expected, "got": got,
-            "error": message.get("error"),
-        }  # fmt: skip
-        return passed
-
-
-def _num_tests(job: dict) -> int:
-    if job["mode"] == "run":
-        return 0
-    return 1 if job["mode"] == "assert" else len(job["tests"]["inputs"])
+def _has_exited(pid: int) -> bool:
+    """Whether ``pid`` has exited, leaving it unreaped (so its pid cannot be reused yet)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
 
 
 def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     """Runs one job (dict from ``sandbox.Job.to_wire``) and returns its report dict."""
     start = time.monotonic()
     timeout = float(job["timeout_s"])
-    hard_end = start + timeout * (_num_tests(job) + 1)
+    hard_end = start + timeout * (num_tests(job) + 1)
     cpu_seconds = math.ceil(hard_end - start) + 1
     workdir = tempfile.mkdtemp(dir=base_dir)
-    if iso.uid is not None:
-        os.chown(workdir, iso.uid, iso.uid)
-    names = ("stdin", "out", "err", "res")
-    if job["mode"] == "assert":
-        names += ("marker", "c2u", "u2c")
     fds: dict[str, int] = {}
-    for name in names:
-        fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
-    if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
-        for name in ("stdin_r", "out_w", "err_w"):
-            os.fchown(fds[name], iso.uid, iso.uid)
-    if iso.on("pidns"):
-        isolation.unshare(isolation.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        _program_main(job, iso, limits, workdir, cpu_seconds, fds)
-    for name in (
-        "stdin_r",
-        "out_w",
-        "err_w",
-        "res_w",
-        "marker_w",
-        "c2u_w",
-        "c2u_r",
-        "u2c_w",
-        "u2c_r",
-    ):
-        if name in fds:
-            os.close(fds.pop(name))
-    watch = _Watch(job, fds, limits, timeout, start, hard_end)
+    pid = None  # the program while it is not yet reaped
     try:
+        if iso.uid is not None:
+            os.chown(workdir, iso.uid, iso.uid)
+        names = ("stdin", "out", "err", "res")
+        if job["mode"] == "assert":
+            names += ("marker", "c2u", "u2c")
+        for name in names:
+            fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+        if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
+            for name in ("stdin_r", "out_w", "err_w"):
+                os.fchown(fds[name], iso.uid, iso.uid)
+        pid = _fork_in_new_pid_namespace(iso)
+        if pid == 0:
+            _program_main(job, iso, limits, workdir, cpu_seconds, fds)
+        for name in _CHILD_ENDS:
+            if name in fds:
+                os.close(fds.pop(name))
+        watch = _Watch(job, fds, limits, timeout, start, hard_end)
         kill_reason = watch.run(pid)
         _kill_everything(pid, iso)
         _, status, rusage = os.wait4(pid, 0)
+        pid = None
         watch.drain_after_exit()
     finally:
+        if pid:  # something above failed: never leave the program running or unreaped
+            _kill_everything(pid, iso)
+            os.wait4(pid, 0)
         for fd in fds.values():
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
-    report = _report(job, watch, status, rusage, kill_reason, cpu_seconds)
+    report = build_report(job, watch, status, rusage, kill_reason, cpu_seconds)
     report["wall_s"] = time.monotonic() - start
     return report
+
+
+_CHILD_ENDS = ("stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r")
+
+
+def _fork_in_new_pid_namespace(iso) -> int:
+    """``os.fork()``, the child being PID 1 of a new PID namespace when ``pidns`` is on.
+
+    ``unshare(CLONE_NEWPID)`` only affects later children and cannot be repeated while it is
+    pending, so the caller's namespace-for-children is reset with ``setns`` after the fork
+    (when the worker could open its own namespace; otherwise this runs in a throwaway
+    process, see ``worker.run_job``).
+    """
+    if iso.on("pidns"):
+        isolation.unshare(isolation.CLONE_NEWPID)
+    pid = None
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0 and iso.own_pidns_fd is not None:
+            isolation.setns(iso.own_pidns_fd, isolation.CLONE_NEWPID)
+    return pid
 
 
 def _kill_everything(pid: int, iso) -> None:
@@ -196,7 +181,7 @@ class _Watch:
     def __init__(self, job, fds, limits, timeout, start, hard_end):
         self.job, self.fds, self.limits = job, fds, limits
         self.timeout, self.deadline, self.hard_end = timeout, start + timeout, hard_end
-        self.judge = _Judge(job) if job["mode"] != "run" else None
+        self.judge = Judge(job) if job["mode"] != "run" else None
         self.streams = {fds["out_r"]: bytearray(), fds["err_r"]: bytearray()}
         self.channels = {fds[n]: bytearray() for n in ("res_r", "marker_r") if n in fds}
         self.channel_bytes = 0
@@ -204,11 +189,16 @@ class _Watch:
         self.marker: dict | None = None
         self.pending_stdin = memoryview(job["stdin"].encode("latin-1"))
         self.kill_reason: str | None = None
+        self.ready = False  # the harness reached program code (see harness.run_program_child)
 
     def run(self, pid: int) -> str | None:
-        pidfd = os.pidfd_open(pid)
+        """Polls until the program exits or must be killed; returns the kill reason."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # Python < 3.9 or Linux < 5.3: poll in 10 ms steps
+            pidfd = None
         poller = select.poll()
-        for fd in [*self.streams, *self.channels, pidfd]:
+        for fd in [*self.streams, *self.channels] + ([pidfd] if pidfd is not None else []):
             poller.register(fd, select.POLLIN)
         os.set_blocking(self.fds["stdin_w"], False)
         poller.register(self.fds["stdin_w"], select.POLLOUT)
@@ -218,16 +208,20 @@ class _Watch:
                 if remaining <= 0:
                     self.kill_reason = "timeout"
                     break
-                events = poller.poll(int(remaining * 1000) + 1)
-                if any(fd == pidfd for fd, _ in events):
+                wait_ms = int(remaining * 1000) + 1 if pidfd is not None else 10
+                events = poller.poll(min(wait_ms, int(remaining * 1000) + 1))
+                if pidfd is not None and any(fd == pidfd for fd, _ in events):
                     break
                 for fd, _ in events:
                     if fd == self.fds.get("stdin_w"):
                         self._feed_stdin(poller)
                     elif not self._read(fd):
                         poller.unregister(fd)
+                if pidfd is None and _has_exited(pid):
+                    break
         finally:
-            os.close(pidfd)
+            if pidfd is not None:
+                os.close(pidfd)
         return self.kill_reason
 
     def _feed_stdin(self, poller) -> None:
@@ -265,12 +259,17 @@ class _Watch:
                     self._on_marker(message)
                 else:
                     self._on_message(message)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except Exception:  # malformed or forged messages: judged below, never a crash here
             self.kill_reason = self.kill_reason or "bad_channel"
         return True
 
     def _on_message(self, message: dict) -> None:
         kind = message["t"]
+        if kind == "ready":
+            self.ready = True
+            return
+        if kind == "sandbox_error" and self.ready:
+            raise ValueError("sandbox_error message from program code")
         self.messages.append(message)
         if self.judge is None or kind not in ("start", "test"):
             return
@@ -302,79 +301,3 @@ class _Watch:
                         break
                 except OSError:
                     break
-
-
-def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple[str, str | None]:
-    exit_message = next((m for m in reversed(watch.messages) if m.get("t") == "exit"), None)
-    error = exit_message.get("error") if exit_message else None
-    for m in watch.messages:
-        if m.get("t") == "sandbox_error":
-            return "sandbox_error", m.get("error")
-    if kill_reason in ("timeout", "output_limit"):
-        return kill_reason, error
-    if kill_reason == "bad_channel":
-        return "runtime_error", "the program corrupted its result channel"
-    if kill_reason == "first_failure":
-        return "ok", error
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        cpu_s = rusage.ru_utime + rusage.ru_stime
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= cpu_limit - 0.5):
-            return "timeout", error
-        if sig == signal.SIGXFSZ:
-            return "output_limit", error
-        return "killed_by_signal", error or f"killed by {signal.Signals(sig).name}"
-    if os.WEXITSTATUS(status) == 0:
-        return "ok", error
-    if error and "[Errno 27]" in error:  # EFBIG: a file grew past RLIMIT_FSIZE
-        return "output_limit", error
-    if error and error.startswith("MemoryError"):
-        return "memory_limit", error
-    return "runtime_error", error
-
-
-def _missing_reason(job: dict, status: str) -> str:
-    if status == "timeout":
-        return f"time limit of {job['timeout_s']}s exceeded"
-    if status == "output_limit":
-        return "output limit exceeded"
-    if job["mode"] == "assert":
-        return "the checker did not confirm completion"
-    return "the program ended before this test finished"
-
-
-def _test_results(watch, proc_status: str, error: str | None) -> list[dict]:
-    judge = watch.judge
-    if watch.kill_reason == "bad_channel":  # forged or garbled messages: trust none of them
-        judge.results.clear()
-    tests, failure_assigned = [], False
-    for i in range(_num_tests(watch.job)):
-        if i in judge.results:
-            tests.append(judge.results[i])
-            failure_assigned |= not judge.results[i]["passed"]
-            continue
-        expected = None if watch.job["mode"] == "assert" else watch.job["tests"]["outputs"][i]
-        if failure_assigned:
-            entry = {"status": "not_run", "error": None}
-        else:
-            failure_assigned = True
-            status = "runtime_error" if proc_status == "ok" else proc_status
-            entry = {"status": status, "error": error or _missing_reason(watch.job, status)}
-        tests.append({"passed": False, "expected": expected, "got": None, **entry})
-    return tests
-
-
-def _report(job, watch, status, rusage, kill_reason, cpu_limit) -> dict:
-    proc_status, error = _process_status(job, watch, status, rusage, kill_reason, cpu_limit)
-    by_kind = {m.get("t"): m for m in watch.messages}
-    return {
-        "status": proc_status,
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "stdout": bytes(watch.streams[watch.fds["out_r"]]).decode("utf-8", errors="replace"),
-        "stderr": bytes(watch.streams[watch.fds["err_r"]]).decode("utf-8", errors="replace"),
-        "cpu_s": rusage.ru_utime + rusage.ru_stime,
-        "variables": by_kind["vars"].get("variables") if "vars" in by_kind else None,
-        "return_value": by_kind["return"].get("value") if "return" in by_kind else None,
-        "error": error,
-        "tests": _test_results(watch, proc_status, error) if watch.judge else None,
-    }

@@ -5,13 +5,15 @@ is loaded under a private name, so the worker imports nothing but this standard-
 subpackage). Protocol over its stdin/stdout (moved to private fds at start-up), one
 ``harness.Channel`` message each way per job:
 
-1. parent -> worker: ``{"index", "limits", "disabled", "base_dir"}``; worker -> parent:
+1. parent -> worker: ``{"index", "limits", "disabled", "base_dir"}`` (the worker's own
+   directory for job directories); worker -> parent:
    ``{"t": "ready", "isolation": {layer: state}, "python": ..., "pid": ...}``.
 2. parent -> worker: a job dict; worker -> parent: its report dict. EOF ends the worker.
 
-Per job the worker forks a supervisor (``supervisor.supervise``) and waits for its report
-with a deadline, so neither a crashing supervisor nor a hung one can take the worker down;
-either becomes a ``sandbox_error`` report. The worker dies with its parent (PDEATHSIG).
+Per job the worker runs ``supervisor.supervise`` itself (its failures become a
+``sandbox_error`` report), or, where it cannot reuse PID namespaces, in a forked throwaway
+supervisor whose report it awaits with a deadline. A worker that dies or hangs anyway is
+detected and replaced by the pool. The worker dies with its parent (PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import select
 import signal
 import sys
-import tempfile
 import time
 
 from . import isolation
@@ -63,7 +64,17 @@ def _job_budget_s(job: dict, limits: isolation.Limits) -> float:
 
 
 def run_job(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
-    """Runs ``job`` in a forked supervisor; always returns a report."""
+    """Runs ``job``; always returns a report.
+
+    The worker supervises the job itself, unless it needs a fresh PID namespace and cannot
+    return to its own afterwards (unprivileged user namespace): then a throwaway forked
+    supervisor does it, at the cost of one more fork per job.
+    """
+    if iso.own_pidns_fd is not None or not iso.on("pidns"):
+        try:
+            return supervise(job, iso, limits, base_dir)
+        except Exception as e:
+            return sandbox_error(f"supervisor failed: {e!r}"[:500])
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -108,8 +119,7 @@ def main() -> None:
     config = channel.receive()
     limits = isolation.Limits(**config["limits"])
     iso = isolation.setup_worker(config["index"], limits, tuple(config["disabled"]))
-    base_dir = tempfile.mkdtemp(prefix=f"worker{config['index']}_", dir=config["base_dir"])
-    os.chmod(base_dir, 0o711)  # the sandbox uid must traverse it to reach its own workdir
+    base_dir = config["base_dir"]  # created by the pool, which also removes it
     for name in PRELOADED_MODULES:
         try:
             __import__(name)

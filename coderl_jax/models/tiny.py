@@ -84,11 +84,11 @@ class TinyModelSpec:
 
     seed: int = 0
     vocab_size: int = 2048
-    hidden_size: int = 160
-    intermediate_size: int = 480
+    hidden_size: int = 128
+    intermediate_size: int = 384
     num_layers: int = 4
-    num_heads: int = 5
-    num_kv_heads: int = 1
+    num_heads: int = 4
+    num_kv_heads: int = 2
     head_dim: int = 32
     max_position_embeddings: int = 2048
     # Synthetic training problems whose text joins the tokenizer corpus.

@@ -90,9 +90,9 @@ class AlignmentTask:
         """Identity of the input, for deduplication."""
         return (self.input_kind, self.stdin, self.call)
 
-    def prompt(self) -> str:
+    def prompt(self, style: str = "full") -> str:
         """The user message asking for this task (see rl.alignment_prompt)."""
-        return alignment_prompt.render_prompt(self)
+        return alignment_prompt.render_prompt(self, style)
 
     def reference_answer(self) -> str:
         """The JSON line a fully correct response ends with (labels as prompt literals)."""
@@ -161,6 +161,7 @@ class AlignmentConfig:
     trace_timeout_s: float = 5.0  # wall-clock limit of each traced re-run
     complexity_window: tuple[int, int] | None = None  # inclusive (min, max); None: off
     dedup_input_output: bool = True  # official: one task per (input, output) per step
+    prompt_style: str = "full"  # "full" or "concise" (small models; see rl.alignment_prompt)
 
     def __post_init__(self):
         if self.max_variables < 1:
@@ -171,6 +172,11 @@ class AlignmentConfig:
             raise ValueError(
                 f"AlignmentConfig.variable_policy must be in {VARIABLE_POLICIES}, "
                 f"got {self.variable_policy!r}"
+            )
+        if self.prompt_style not in alignment_prompt.PROMPT_STYLES:
+            raise ValueError(
+                f"AlignmentConfig.prompt_style must be in {alignment_prompt.PROMPT_STYLES}, "
+                f"got {self.prompt_style!r}"
             )
         if self.complexity_window is not None:
             low, high = self.complexity_window
@@ -328,7 +334,7 @@ def failures_to_tasks(
     for candidate, result in zip(unique, results):
         task, reason = _task_from_result(candidate, result, step, config)
         if task is not None and config.max_prompt_tokens is not None:
-            if count_tokens(task.prompt()) > config.max_prompt_tokens:
+            if count_tokens(task.prompt(config.prompt_style)) > config.max_prompt_tokens:
                 task, reason = None, "prompt_too_long"
         if task is not None and config.dedup_input_output:
             key = (task.input_key, json.dumps(task.expected_output, sort_keys=True))

@@ -8,6 +8,11 @@ of strict JSON ``{"final_output": ..., "variables": {...}}`` naming exactly the 
 variables, with the value conventions that :func:`coderl_jax.rl.values.to_prompt_literal`
 produces (so a perfect answer is ``AlignmentTask.reference_answer()``). The chat template is
 applied later by the tokenizer; this is the plain user text.
+
+Styles: ``"full"`` (default, for real models) is the prompt above. ``"concise"`` keeps the
+program, the input and the answer template but drops the reasoning request and the value
+conventions (about a quarter of the tokens): for small models trained to answer directly
+(the tiny CPU default), where a 300-token preamble only costs compute.
 """
 
 from __future__ import annotations
@@ -45,8 +50,13 @@ def _fence(text: str, language: str = "") -> str:
     return f"{ticks}{language}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
-def render_prompt(task: AlignmentTask) -> str:
-    """Renders the alignment prompt of ``task`` (see the module docstring)."""
+PROMPT_STYLES: tuple[str, ...] = ("full", "concise")
+
+
+def render_prompt(task: AlignmentTask, style: str = "full") -> str:
+    """Renders the alignment prompt of ``task`` in ``style`` (see the module docstring)."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"alignment prompt style must be one of {PROMPT_STYLES}, got {style!r}")
     parts = ["Here is a Python program:", _fence(task.program, "python")]
     if task.input_kind == "stdin":
         if task.stdin:
@@ -63,6 +73,13 @@ def render_prompt(task: AlignmentTask) -> str:
         output_line = "- final_output: the value the call returns."
     names = ", ".join(task.variables)
     template_vars = ", ".join(f"{json.dumps(name)}: ..." for name in task.variables)
+    answer_template = f'{{"final_output": ..., "variables": {{{template_vars}}}}}'
+    if style == "concise":
+        parts += [
+            f"Give its output and the final values of {names} as one JSON line:",
+            answer_template,
+        ]
+        return "\n\n".join(parts)
     parts += [
         "Reason step by step about how this program executes on that input: follow the "
         "control flow and track how the values of the variables change. Then give:",
@@ -71,6 +88,6 @@ def render_prompt(task: AlignmentTask) -> str:
         _VALUE_CONVENTIONS,
         "Finish your response with exactly one line containing one JSON object of this "
         "form, and write nothing after that line:",
-        f'{{"final_output": ..., "variables": {{{template_vars}}}}}',
+        answer_template,
     ]
     return "\n\n".join(parts)

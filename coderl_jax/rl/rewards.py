@@ -119,6 +119,7 @@ def code_generation_rewards(
     rewards_N = np.array([o == "passed" for o in outcomes], np.float32)
     return rewards_N, outcomes, programs, verdicts
 
+
 # =========================================================== execution semantics alignment
 
 ALIGNMENT_REWARD_MODES: tuple[str, ...] = ("official", "paper")

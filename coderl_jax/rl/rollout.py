@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from coderl_jax import mesh as mesh_lib
 from coderl_jax.config import RolloutConfig
 from coderl_jax.data.problems import Problem, code_generation_messages, render_prompt
 from coderl_jax.rl import advantages as adv
@@ -53,8 +54,8 @@ def code_prompt(problem: Problem, tokenizer, system_prompt: str | None = None) -
     return PromptItem(CODE, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), problem)
 
 
-def alignment_prompt(task: AlignmentTask, tokenizer) -> PromptItem:
-    text = render_prompt([{"role": "user", "content": task.prompt()}], tokenizer)
+def alignment_prompt(task: AlignmentTask, tokenizer, style: str = "full") -> PromptItem:
+    text = render_prompt([{"role": "user", "content": task.prompt(style)}], tokenizer)
     return PromptItem(ALIGN, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), task)
 
 
@@ -123,9 +124,11 @@ class RolloutRunner:
         cfg, g = self.config, self.config.num_samples
         times = collections.Counter()
         start = time.perf_counter()
-        width = self.sampler.config.bucket_for(max(len(item.token_ids) for item in items))
-        tokens, mask = _left_pad([item.token_ids for item in items], width, self.sampler.config.pad_id)
-        num_chunks = cfg.overlap_chunks if len(items) % cfg.overlap_chunks == 0 else 1
+        width = self.sampler.config.bucket_for(_global_max(max(len(i.token_ids) for i in items)))
+        tokens, mask = _left_pad(
+            [item.token_ids for item in items], width, self.sampler.config.pad_id
+        )
+        num_chunks = self._num_chunks(len(items))
         bounds = np.linspace(0, len(items), num_chunks + 1).astype(int)
         keys = jax.random.split(key, num_chunks)
 
@@ -145,10 +148,14 @@ class RolloutRunner:
             outputs.append(out)
             if c + 1 == num_chunks and self.reference_logprobs is not None:
                 full = _concat(outputs)
-                ref_future = self.reference_logprobs(full.tokens, full.attention_mask, full.positions)
+                ref_future = self.reference_logprobs(
+                    full.tokens, full.attention_mask, full.positions
+                )
             t0 = time.perf_counter()
             host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
             times["execute"] += time.perf_counter() - t0
+            if c + 1 == num_chunks:  # nothing but the reference forward runs meanwhile
+                times["execute_unoverlapped"] = time.perf_counter() - t0
         out = _concat(outputs)
         completions = [text for h in host for text in h["completions"]]
         rewards_N = np.concatenate([h["rewards"] for h in host])
@@ -186,6 +193,14 @@ class RolloutRunner:
         candidates = [c for h in host for c in h["candidates"]]
         return Rollouts(batch, completions, list(items), candidates, metrics, dict(times))
 
+    def _num_chunks(self, num_prompts: int) -> int:
+        """``overlap_chunks`` when each chunk's rows still spread evenly over the mesh."""
+        chunks = self.config.overlap_chunks
+        divisor = 1 if self.sampler.mesh is None else mesh_lib.batch_divisor(self.sampler.mesh)
+        if num_prompts % chunks or (num_prompts // chunks * self.config.num_samples) % divisor:
+            return 1
+        return chunks
+
     def _score(self, items: Sequence[PromptItem], out) -> dict[str, Any]:
         """Host work of one chunk: decode, execute / parse, reward."""
         g = self.config.num_samples
@@ -196,7 +211,11 @@ class RolloutRunner:
         rewards_N = np.zeros(len(completions), np.float32)
         code_rows = [n for n in range(len(completions)) if items[n // g].kind == CODE]
         align_rows = [n for n in range(len(completions)) if items[n // g].kind == ALIGN]
-        result: dict[str, Any] = {"completions": completions, "candidates": [], "counts": collections.Counter()}
+        result: dict[str, Any] = {
+            "completions": completions,
+            "candidates": [],
+            "counts": collections.Counter(),
+        }
         if code_rows:
             problems = [items[n // g].source for n in code_rows]
             r, outcomes, programs, verdicts = rewards.code_generation_rewards(
@@ -241,6 +260,15 @@ class RolloutRunner:
         return result
 
 
+def _global_max(value: int) -> int:
+    """The maximum over all processes (every host must pick the same prompt bucket)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.asarray(value))))
+
+
 def _left_pad(token_lists, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     tokens = np.full((len(token_lists), width), pad_id, np.int32)
     mask = np.zeros((len(token_lists), width), np.int32)
@@ -263,14 +291,16 @@ def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]
     group_kinds = kinds_N.reshape(-1, group_size)[:, 0]
     for name, kind in (("code", TASK_CODE), ("align", TASK_ALIGNMENT)):
         rows = kinds_N == kind
-        metrics[f"rollout/{name}/num_rollouts"] = float(rows.sum())
         if not rows.any():
             continue
-        metrics[f"rollout/{name}/reward_mean"] = float(rewards_N[rows].mean())
         signal = groups[group_kinds == kind].std(axis=1) > 0
         metrics[f"rollout/{name}/groups_with_signal"] = float(signal.mean())
-        metrics[f"rollout/{name}/completion_tokens_mean"] = float(out.completion_lengths[rows].mean())
-        metrics[f"rollout/{name}/finished_by_stop"] = float((out.finish_reason[rows] == FINISH_STOP).mean())
+        metrics[f"rollout/{name}/completion_tokens_mean"] = float(
+            out.completion_lengths[rows].mean()
+        )
+        metrics[f"rollout/{name}/finished_by_stop"] = float(
+            (out.finish_reason[rows] == FINISH_STOP).mean()
+        )
         total = rows.sum()
         for key, value in counts.items():
             if key.startswith(name + "/"):
@@ -278,5 +308,5 @@ def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]
                 # Outcome/parse counts become fractions of the kind's rollouts.
                 metrics[f"rollout/{name}/{rest}"] = value / total if "/" in rest else float(value)
     if (kinds_N == TASK_CODE).any():
-        metrics["rollout/code/pass_rate"] = metrics["rollout/code/reward_mean"]
+        metrics["rollout/code/pass_rate"] = float(rewards_N[kinds_N == TASK_CODE].mean())
     return metrics

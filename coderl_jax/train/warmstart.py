@@ -20,14 +20,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
 from coderl_jax.config import WarmStartConfig
 from coderl_jax.data.problems import Problem
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.rl.alignment import AlignmentConfig, CodeRollout, failures_to_tasks, first_test_input
+from coderl_jax.rl.alignment import (
+    AlignmentConfig,
+    CodeRollout,
+    failures_to_tasks,
+    first_test_input,
+)
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt
 from coderl_jax.train import state as state_lib
 from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch, device_put_batch
@@ -59,7 +63,11 @@ def warm_start_examples(
 
     with_refs = [p for p in problems if p.reference_solution]
     examples: list[Example] = [
-        (code_prompt(p, tokenizer).token_ids, encode(code_response(p.reference_solution) + end_of_turn), TASK_CODE)
+        (
+            code_prompt(p, tokenizer).token_ids,
+            encode(code_response(p.reference_solution) + end_of_turn),
+            TASK_CODE,
+        )
         for p in with_refs
     ]
     counts = {"code_examples": len(examples)}
@@ -75,10 +83,13 @@ def warm_start_examples(
             candidates.append(
                 CodeRollout(p.id, p.reference_solution, 1.0, kind, stdin, call, "ok", "")
             )
-        tasks, conversion_counts = failures_to_tasks(candidates, run_batch, step=-1, config=conversion)
+        tasks, conversion_counts = failures_to_tasks(
+            candidates, run_batch, step=-1, config=conversion
+        )
         for task in tasks:
             response = encode(task.reference_answer() + end_of_turn)
-            examples.append((alignment_prompt(task, tokenizer).token_ids, response, TASK_ALIGNMENT))
+            prompt = alignment_prompt(task, tokenizer, conversion.prompt_style)
+            examples.append((prompt.token_ids, response, TASK_ALIGNMENT))
         counts["alignment_examples"] = len(tasks)
         counts.update({f"alignment_{k}": v for k, v in conversion_counts.items() if k != "tasks"})
     return examples, counts
@@ -141,8 +152,6 @@ def run_warm_start(
     state = state_lib.create_train_state(params, model_config, train_config, mesh)
     step_fn = make_train_step(model_config, train_config, mesh)
     logprobs_fn = make_logprobs_fn(model_config, train_config, mesh)
-    longest = max(len(p) + len(r) for p, r, _ in examples)
-    width = -(-longest // 32) * 32  # one compiled shape
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(examples))
     history, position, start = [], 0, time.perf_counter()
@@ -152,6 +161,8 @@ def run_warm_start(
             order, position = rng.permutation(len(examples)), 0
         rows = [examples[i] for i in order[position : position + config.batch_size]]
         position += config.batch_size
+        # Width rounded up to a multiple of 64: a handful of compiled shapes in all.
+        width = -(-max(len(p) + len(r) for p, r, _ in rows) // 64) * 64
         batch = device_put_batch(pack_examples(rows, width, pad_id), mesh)
         if step % log_every == 0 or step == config.steps - 1:
             logp = np.asarray(logprobs_fn(state.params, batch))

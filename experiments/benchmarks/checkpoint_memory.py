@@ -50,7 +50,9 @@ def build_checkpoint(preset: str, path: str) -> None:
     from coderl_jax.models.config import PRESETS
 
     hf = PRESETS[preset].to_hf()
-    config = transformers.AutoConfig.for_model(**{k: v for k, v in hf.items() if k != "architectures"})
+    config = transformers.AutoConfig.for_model(
+        **{k: v for k, v in hf.items() if k != "architectures"}
+    )
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(path)
@@ -58,7 +60,10 @@ def build_checkpoint(preset: str, path: str) -> None:
 
 def measure(mode: str, path: str) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, path], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", CHILD, mode, path],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_increase"]
@@ -66,18 +71,30 @@ def measure(mode: str, path: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="qwen2.5-coder-0.5b", help="coderl_jax.models.config.PRESETS key")
-    parser.add_argument("--ckpt_dir", default="/tmp/coderl_jax_bench_ckpt", help="where the checkpoint is built")
+    parser.add_argument(
+        "--preset", default="qwen2.5-coder-0.5b", help="coderl_jax.models.config.PRESETS key"
+    )
+    parser.add_argument(
+        "--ckpt_dir", default="/tmp/coderl_jax_bench_ckpt", help="where the checkpoint is built"
+    )
     args = parser.parse_args()
     path = os.path.join(args.ckpt_dir, args.preset)
     build_checkpoint(args.preset, path)
-    weights = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".safetensors"))
+    weights = sum(
+        os.path.getsize(os.path.join(path, f))
+        for f in os.listdir(path)
+        if f.endswith(".safetensors")
+    )
     ours = measure("ours", path)
     naive = measure("naive", path)
     gib = 1024**3
     print(f"checkpoint {args.preset}: weights {weights / gib:.2f} GiB on disk")
-    print(f"ours  (hf_io.load_pretrained): peak RSS +{ours / gib:.2f} GiB = {ours / weights:.2f}x weights")
-    print(f"naive (read all, then convert): peak RSS +{naive / gib:.2f} GiB = {naive / weights:.2f}x weights")
+    print(
+        f"ours  (hf_io.load_pretrained): peak RSS +{ours / gib:.2f} GiB = {ours / weights:.2f}x weights"
+    )
+    print(
+        f"naive (read all, then convert): peak RSS +{naive / gib:.2f} GiB = {naive / weights:.2f}x weights"
+    )
     print(f"ratio naive/ours: {naive / ours:.2f}")
 
 

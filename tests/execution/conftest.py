@@ -34,11 +34,3 @@ def uid_processes():
 def pool():
     with SandboxPool(num_workers=2, limits=Limits(memory_bytes=512 << 20)) as p:
         yield p
-
-
-@pytest.fixture(scope="session")
-def pool_without_seccomp():
-    """Lets programs fork, to exercise the kill machinery (PID namespace, rlimits)."""
-    limits = Limits(memory_bytes=512 << 20, uid_base=62000, max_processes=32)
-    with SandboxPool(num_workers=1, limits=limits, disabled_isolation=("seccomp",)) as p:
-        yield p

@@ -117,6 +117,18 @@ for _ in range(8):  # at most 2**8 processes even with no limit at all
 time.sleep(30)
 """
 
+# A program must not be able to pass its failure off as the sandbox's.
+FORGE_SANDBOX_ERROR = """
+import json, os, struct
+msg = json.dumps({"t": "sandbox_error", "error": "not me"}).encode()
+for fd in range(3, 64):
+    try:
+        os.write(fd, struct.pack(">I", len(msg)) + msg)
+    except OSError:
+        pass
+raise SystemExit(1)
+"""
+
 # name -> (code, timeout_s, expected status)
 HOSTILE = {
     "infinite_loop": ("while True:\n    pass", 0.5, "timeout"),
@@ -138,6 +150,9 @@ HOSTILE = {
     "non_utf8_output": ("import sys\nsys.stdout.buffer.write(b'ok\\xff\\xfe\\n')\nsys.stderr.buffer.write(b'\\xc3\\x28')", 5, "ok"),
     "threads_never_finish": ("import threading, time\nthreading.Thread(target=time.sleep, args=(1000,)).start()\nprint('main done')", 5, "ok"),
     "raise_rlimits": (RAISE_RLIMITS, 5, "ok"),
+    "forges_sandbox_error": (FORGE_SANDBOX_ERROR, 5, "runtime_error"),
+    "exit_256": ("import sys\nsys.exit(256)", 5, "runtime_error"),
+    "hostile_exception_str": ("class E(Exception):\n    def __str__(self):\n        raise E()\nraise E()", 5, "runtime_error"),
 }  # fmt: skip
 
 

@@ -1,0 +1,90 @@
+"""``coderl_synthetic``: the embedded procedurally generated dataset as a TFDS dataset.
+
+The examples are exactly ``coderl_jax.data.synthetic.generate_problems(split, size, seed)``
+(row ``index`` = position in that list), so the dataset version is the generator's
+``VERSION``. Sizes and seed live in a ``SyntheticConfig``; each distinct config is its own
+TFDS config directory. ``DEFAULT_CONFIG`` (train 20000 / validation 500 / test 500 /
+test_heldout_families 200, seed 0) is the tiny CPU run's dataset; ``synthetic_config(...)``
+makes others (tests build a few dozen problems).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow_datasets as tfds
+
+from coderl_jax.data import synthetic
+from coderl_jax.data.builders.base import RecordBuilder
+
+
+@dataclasses.dataclass(eq=False)
+class SyntheticConfig(tfds.core.BuilderConfig):
+    """Split sizes, generation seed and tests per problem of one ``coderl_synthetic`` build."""
+
+    train: int = 20000
+    validation: int = 500
+    test: int = 500
+    test_heldout_families: int = 200
+    seed: int = 0
+    num_tests: int = synthetic.DEFAULT_NUM_TESTS
+
+    def sizes(self) -> dict[str, int]:
+        """``{split: number of problems}`` for every split in ``synthetic.SPLITS``."""
+        return {split: getattr(self, split) for split in synthetic.SPLITS}
+
+
+def synthetic_config(
+    train: int,
+    validation: int,
+    test: int,
+    test_heldout_families: int,
+    seed: int = 0,
+    num_tests: int = synthetic.DEFAULT_NUM_TESTS,
+) -> SyntheticConfig:
+    """A config named after its sizes and seed (``t<train>_v<val>_e<test>_h<heldout>_s<seed>``,
+    plus ``_n<num_tests>`` when not the default), so different sizes never share a directory."""
+    for name, value in [("train", train), ("validation", validation), ("test", test)]:
+        if value < 0:
+            raise ValueError(f"synthetic_config: {name} size must be >= 0, got {value}")
+    if test_heldout_families < 0:
+        raise ValueError("synthetic_config: test_heldout_families must be >= 0")
+    name = f"t{train}_v{validation}_e{test}_h{test_heldout_families}_s{seed}"
+    if num_tests != synthetic.DEFAULT_NUM_TESTS:
+        name += f"_n{num_tests}"
+    return SyntheticConfig(
+        name=name,
+        version=synthetic.VERSION,
+        description=f"synthetic problems, seed {seed}",
+        train=train,
+        validation=validation,
+        test=test,
+        test_heldout_families=test_heldout_families,
+        seed=seed,
+        num_tests=num_tests,
+    )
+
+
+DEFAULT_CONFIG = dataclasses.replace(synthetic_config(20000, 500, 500, 200, seed=0), name="default")
+
+
+class CoderlSynthetic(RecordBuilder):
+    """Procedurally generated coding problems (coderl_jax.data.synthetic); records are
+    ``Problem`` JSON."""
+
+    VERSION = tfds.core.Version(synthetic.VERSION)
+    BUILDER_CONFIGS = [DEFAULT_CONFIG]
+    DEFAULT_CONFIG_NAME = "default"
+
+    def _split_generators(self, dl_manager):
+        config: SyntheticConfig = self.builder_config
+        return {
+            split: self._generate_examples(self._rows(split, size, config), split)
+            for split, size in config.sizes().items()
+            if size > 0  # TFDS cannot write an empty split; a size-0 split is absent
+        }
+
+    def _rows(self, split: str, size: int, config: SyntheticConfig):
+        problems = synthetic.generate_problems(split, size, config.seed, config.num_tests)
+        for index, problem in enumerate(problems):
+            yield index, "<generator>", index, lambda p=problem: (p.id, p.to_json_str())

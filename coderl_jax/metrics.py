@@ -1,0 +1,399 @@
+"""Run metrics: TensorBoard events, ``metrics.jsonl``, console progress, sample logs, reports.
+
+Everything a run writes goes under its workdir:
+
+- ``metrics.jsonl``: one JSON object per :meth:`MetricsWriter.write` call, ``{"step": s,
+  "train/loss": ..., ...}``. Keys are namespaced (``train/``, ``rollout/code/``,
+  ``rollout/align/``, ``eval/synthetic/``, ...). Non-finite values are written as
+  ``null`` (strict JSON). A step may have several lines (e.g. train metrics, then eval
+  metrics); :func:`read_metrics` merges them.
+- ``tensorboard/``: event files written by ``tensorboardX`` (no TensorFlow needed). As in
+  TensorFlow, tag characters other than letters, digits and ``_-/.`` become ``_``
+  (``pass@1`` -> ``pass_1``); ``metrics.jsonl`` keeps the keys as given.
+- ``samples.txt``: human-readable generations per kind, every ``samples_every`` steps.
+
+Resume: a run restarted from a checkpoint re-runs the steps after it, so opening a
+:class:`MetricsWriter` with ``start_step=s`` first drops every ``metrics.jsonl`` line with
+``step >= s`` (and a torn last line left by a crash) and asks TensorBoard to purge events
+from step ``s`` on. Only process 0 of a multi-host run writes anything.
+
+End of run: :func:`summary_table` (Markdown first/last/best of the key metrics) and
+:func:`plot_curves` (PNG of the reward and eval curves) read ``metrics.jsonl`` back;
+:func:`read_metrics` gives the same data as aligned columns for notebooks.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+METRICS_FILENAME = "metrics.jsonl"
+SAMPLES_FILENAME = "samples.txt"
+TENSORBOARD_DIRNAME = "tensorboard"
+DEFAULT_CONSOLE_KEYS = (
+    "train/loss",
+    "rollout/code/reward_mean",
+    "rollout/align/reward_mean",
+    "eval/synthetic/pass@1",
+)
+_REWARD_KEY = re.compile(r"^rollout/[^/]+/reward_mean$")
+# Metrics where smaller is better; everything else (rewards, pass@k, accuracy) is maximised.
+_LOWER_IS_BETTER = re.compile(r"(loss|kl|time|_s)$")
+
+
+def _scalar(key: str, value: Any) -> float:
+    if not isinstance(key, str) or "/" not in key:
+        raise ValueError(f"metric key {key!r} must be namespaced like 'train/loss'")
+    array = np.asarray(value)
+    is_real = np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    if array.size != 1 or not is_real or np.iscomplexobj(array):
+        raise ValueError(
+            f"metric {key!r} must be a real scalar, got {type(value).__name__} "
+            f"with shape {array.shape} and dtype {array.dtype}"
+        )
+    return float(array.reshape(()))
+
+
+def _truncate_jsonl(path: str, start_step: int) -> int:
+    """Keeps lines with step < start_step; a torn (unparseable) last line is dropped.
+
+    Returns the number of lines dropped. Any other malformed line raises ValueError.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            step = record["step"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            if number == len(lines):
+                break  # a write cut short by a crash
+            raise ValueError(f"{path}: line {number} is not a metrics record ({e})") from e
+        if step < start_step:
+            kept.append(line)
+    tmp_path = path + ".tmp"
+    with open(tmp_path, "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in kept)
+    os.replace(tmp_path, path)
+    return len(lines) - len(kept)
+
+
+def format_duration(seconds: float) -> str:
+    """``3725.4 -> '1h02m05s'``, ``134 -> '2m14s'``, ``16.3 -> '16s'``."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+class ConsoleProgress:
+    """One plain line per ``every`` steps: step/total, step time, ETA and key metrics.
+
+    The step time is the mean over the last ``window`` intervals between updates, each
+    divided by the number of steps it covered; ETA = step time * (total - step). Lines are
+    plain ``print``s (no carriage returns), so they read well in CI and batch logs.
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        every: int = 1,
+        keys: Sequence[str] = DEFAULT_CONSOLE_KEYS,
+        window: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+        print_fn: Callable[[str], None] = print,
+    ):
+        if total_steps < 1 or every < 1 or window < 1:
+            raise ValueError(
+                f"total_steps, every and window must be >= 1, got {total_steps}, {every}, {window}"
+            )
+        self.total_steps, self.every, self.keys = total_steps, every, tuple(keys)
+        self._clock, self._print = clock, print_fn
+        self._step_times: collections.deque[float] = collections.deque(maxlen=window)
+        self._last: tuple[int, float] | None = None
+
+    def seconds_per_step(self) -> float | None:
+        """Moving-average step time, or None before two updates."""
+        return sum(self._step_times) / len(self._step_times) if self._step_times else None
+
+    def update(self, step: int, metrics: Mapping[str, float]) -> str | None:
+        """Records that ``step`` finished; prints and returns its line if it is due."""
+        now = self._clock()
+        if self._last is None or step < self._last[0]:
+            self._last = (step, now)
+        elif step > self._last[0]:
+            self._step_times.append((now - self._last[1]) / (step - self._last[0]))
+            self._last = (step, now)
+        # A second update for the same step (e.g. eval metrics) keeps the step's start time,
+        # so the time spent between the two counts towards that step.
+        if step % self.every != 0 and step != self.total_steps:
+            return None
+        parts = [f"step {step}/{self.total_steps} ({100 * step / self.total_steps:.0f}%)"]
+        per_step = self.seconds_per_step()
+        if per_step is None:
+            parts.append("ETA ?")
+        else:
+            eta = format_duration(per_step * max(self.total_steps - step, 0))
+            parts.append(f"{per_step:.2f} s/step, ETA {eta}")
+        parts += [f"{key} {metrics[key]:.4g}" for key in self.keys if key in metrics]
+        line = " | ".join(parts)
+        self._print(line)
+        return line
+
+
+class MetricsWriter:
+    """Writes a run's metrics to TensorBoard, ``metrics.jsonl``, the console and samples.
+
+    Usage::
+
+        with MetricsWriter(workdir, total_steps=200, start_step=restored_step + 1) as mw:
+            mw.write(step, {"train/loss": loss, "rollout/code/reward_mean": r})
+            mw.write_samples(step, "code", [(prompt, completion, reward, {"passed": 3})])
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike,
+        total_steps: int,
+        start_step: int = 0,
+        console_every: int = 1,
+        samples_every: int = 10,
+        console_keys: Sequence[str] = DEFAULT_CONSOLE_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+        print_fn: Callable[[str], None] = print,
+    ):
+        """Opens the run's metric files for appending.
+
+        Args:
+          workdir: the run directory (created if missing).
+          total_steps: steps in the whole run, for the progress line and ETA.
+          start_step: first step this process will write; existing ``metrics.jsonl`` lines
+            and TensorBoard events with ``step >= start_step`` are discarded. Use 0 for a
+            fresh run and ``checkpoint_step + 1`` when resuming.
+          console_every: print a progress line every this many steps (and the last one).
+          samples_every: :meth:`write_samples` writes only on multiples of this.
+          console_keys: metrics shown on the progress line when present.
+          clock, print_fn: injectable for tests.
+        """
+        if samples_every < 1:
+            raise ValueError(f"samples_every must be >= 1, got {samples_every}")
+        self.workdir = os.fspath(workdir)
+        self.samples_every = samples_every
+        self.is_writer = jax.process_index() == 0
+        self.progress = ConsoleProgress(
+            total_steps,
+            console_every,
+            console_keys,
+            clock=clock,
+            print_fn=print_fn if self.is_writer else lambda line: None,
+        )
+        self._jsonl = self._tensorboard = self._samples = None
+        if not self.is_writer:
+            return
+        os.makedirs(self.workdir, exist_ok=True)
+        metrics_path = os.path.join(self.workdir, METRICS_FILENAME)
+        _truncate_jsonl(metrics_path, start_step)
+        self._jsonl = open(metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._samples = open(  # noqa: SIM115 - closed in close()
+            os.path.join(self.workdir, SAMPLES_FILENAME), "a", encoding="utf-8"
+        )
+        if start_step > 0:
+            self._samples.write(f"##### resumed at step {start_step} #####\n")
+        # Imported here so processes other than 0 never load it.
+        import tensorboardX
+
+        self._tensorboard = tensorboardX.SummaryWriter(
+            os.path.join(self.workdir, TENSORBOARD_DIRNAME),
+            purge_step=start_step if start_step > 0 else None,
+            flush_secs=30,
+            # Event file names carry only whole seconds and the host: a quick restart would
+            # otherwise overwrite the previous file.
+            filename_suffix=f".pid{os.getpid()}.from{start_step}",
+        )
+
+    def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Logs scalar ``metrics`` (namespaced keys -> numbers / 0-d arrays) for ``step``.
+
+        Also advances the console progress line. Non-scalar values raise ValueError.
+        """
+        values = {key: _scalar(key, value) for key, value in metrics.items()}
+        self.progress.update(step, values)
+        if not self.is_writer:
+            return
+        self._check_open()
+        record = {"step": int(step)}
+        record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
+        self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
+        self._jsonl.flush()
+        for key, value in values.items():
+            self._tensorboard.add_scalar(key, value, global_step=int(step))
+
+    def write_samples(
+        self,
+        step: int,
+        kind: str,
+        samples: Iterable[tuple[str, str, float, Mapping[str, Any] | None]],
+        max_chars: int = 4000,
+    ) -> bool:
+        """Appends ``(prompt, completion, reward, extra)`` samples of one prompt kind to
+        ``samples.txt`` if ``step`` is a multiple of ``samples_every``; texts longer than
+        ``max_chars`` are cut in the middle. Returns whether anything was written."""
+        if not self.is_writer or step % self.samples_every != 0:
+            return False
+        self._check_open()
+        samples = list(samples)
+        out = [f"===== step {step} | {kind} | {len(samples)} samples =====\n"]
+        for i, (prompt, completion, reward, extra) in enumerate(samples):
+            extra_text = f" | {json.dumps(extra, default=str)}" if extra else ""
+            out.append(f"--- {kind} sample {i} | reward {reward:.4g}{extra_text} ---\n")
+            out.append(f"[prompt]\n{_clip(prompt, max_chars)}\n")
+            out.append(f"[completion]\n{_clip(completion, max_chars)}\n")
+        self._samples.write("".join(out))
+        self._samples.flush()
+        return True
+
+    def flush(self) -> None:
+        """Pushes buffered TensorBoard events to disk (JSONL and samples are flushed on
+        every write)."""
+        if self.is_writer and self._jsonl is not None:
+            self._jsonl.flush()
+            self._samples.flush()
+            self._tensorboard.flush()
+
+    def _check_open(self) -> None:
+        if self._jsonl is None:
+            raise RuntimeError(f"MetricsWriter for {self.workdir} is already closed")
+
+    def close(self) -> None:
+        """Flushes and closes all files; later writes raise."""
+        if self.is_writer and self._jsonl is not None:
+            self._jsonl.close()
+            self._samples.close()
+            self._tensorboard.close()
+            self._jsonl = None
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _clip(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} chars cut ...]\n{text[-half:]}"
+
+
+# --- Reading back and reporting ----------------------------------------------------------
+
+
+def read_metrics(jsonl_path: str | os.PathLike) -> dict[str, list]:
+    """Reads ``metrics.jsonl`` into aligned columns: ``{"step": [...], key: [...]}``.
+
+    Steps are sorted and unique (lines of the same step are merged, later lines win);
+    a key missing at a step is None there, so ``pandas.DataFrame(read_metrics(p))`` works.
+    """
+    by_step: dict[int, dict[str, float | None]] = {}
+    with open(jsonl_path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                record = json.loads(line)
+                step = int(record.pop("step"))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ValueError(
+                    f"{jsonl_path}: line {number} is not a metrics record ({e})"
+                ) from e
+            by_step.setdefault(step, {}).update(record)
+    steps = sorted(by_step)
+    keys = sorted({key for record in by_step.values() for key in record})
+    columns: dict[str, list] = {"step": steps}
+    for key in keys:
+        columns[key] = [by_step[step].get(key) for step in steps]
+    return columns
+
+
+def _series(columns: Mapping[str, list], key: str) -> tuple[list[int], list[float]]:
+    pairs = [(s, v) for s, v in zip(columns["step"], columns[key]) if v is not None]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def default_summary_keys(keys: Iterable[str]) -> list[str]:
+    """The key metrics: ``train/loss``, every ``rollout/<kind>/reward_mean`` and ``eval/*``."""
+    keys = sorted(keys)
+    return (
+        [k for k in keys if k == "train/loss"]
+        + [k for k in keys if _REWARD_KEY.match(k)]
+        + [k for k in keys if k.startswith("eval/")]
+    )
+
+
+def summary_table(jsonl_path: str | os.PathLike, keys: Sequence[str] | None = None) -> str:
+    """Markdown table of the first, last and best value (and its step) of each metric.
+
+    ``keys`` defaults to :func:`default_summary_keys`. "Best" is the minimum for losses,
+    KL and times, the maximum otherwise (rewards, pass@k).
+    """
+    columns = read_metrics(jsonl_path)
+    keys = default_summary_keys(k for k in columns if k != "step") if keys is None else keys
+    rows = ["| metric | first | last | best | best step |", "|---|---|---|---|---|"]
+    for key in keys:
+        if key not in columns:
+            raise KeyError(f"{jsonl_path}: no metric {key!r} (have {sorted(columns)[:20]})")
+        steps, values = _series(columns, key)
+        if not values:
+            rows.append(f"| {key} | - | - | - | - |")
+            continue
+        pick = min if _LOWER_IS_BETTER.search(key) else max
+        best_index = values.index(pick(values))
+        rows.append(
+            f"| {key} | {values[0]:.4g} (step {steps[0]}) | {values[-1]:.4g} (step {steps[-1]}) "
+            f"| {values[best_index]:.4g} | {steps[best_index]} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def plot_curves(jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -> str:
+    """Writes a PNG with the rollout reward curves (one per prompt kind) and the eval
+    metrics against step. Uses matplotlib's Agg canvas directly (no pyplot, no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = read_metrics(jsonl_path)
+    reward_keys = [k for k in columns if _REWARD_KEY.match(k)]
+    eval_keys = [k for k in columns if k.startswith("eval/")]
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    reward_axes, eval_axes = figure.subplots(1, 2)
+    for axes, keys, title, marker in (
+        (reward_axes, reward_keys, "rollout reward (mean)", None),
+        (eval_axes, eval_keys, "evaluation", "o"),
+    ):
+        for key in keys:
+            axes.plot(*_series(columns, key), label=key, marker=marker)
+        axes.set_title(title)
+        axes.set_xlabel("step")
+        axes.grid(alpha=0.3)
+        if keys:
+            axes.legend(fontsize="small")
+        else:
+            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
+    figure.savefig(os.fspath(out_png), dpi=100)
+    return os.fspath(out_png)
