@@ -16,8 +16,11 @@ KV cache memory, preallocated per shape, in the compute dtype (bf16 when compute
 (L layers, K kv heads, Dh head dim): the prompt part is stored once per prompt, not G times.
 
 Sampling (`sample_tokens`): logits / temperature, then top-k, then top-p (the nucleus: the
-smallest set of most likely tokens whose probability reaches top_p), renormalised -- the
-order of transformers' logits warpers. The returned log-probability of a sampled token is
+smallest set of most likely tokens whose probability reaches top_p; tokens tied with its
+least likely member are all kept), renormalised -- the order of transformers' logits
+warpers. Draws use inverse-CDF sampling with one uniform per row
+(`categorical_inverse_cdf`), and top-p without top-k finds the nucleus by bisection
+(`nucleus_threshold`) instead of sorting the vocabulary. The returned log-probability of a sampled token is
 its log-probability under that filtered, renormalised distribution (which equals the
 model's when temperature=1, top_k=0, top_p=1). Greedy decoding (``greedy=True`` or
 temperature 0) takes the argmax and returns the model's unfiltered log-probability at
