@@ -16,8 +16,11 @@ KV cache memory, preallocated per shape, in the compute dtype (bf16 when compute
 (L layers, K kv heads, Dh head dim): the prompt part is stored once per prompt, not G times.
 
 Sampling (`sample_tokens`): logits / temperature, then top-k, then top-p (the nucleus: the
-smallest set of most likely tokens whose probability reaches top_p), renormalised -- the
-order of transformers' logits warpers. The returned log-probability of a sampled token is
+smallest set of most likely tokens whose probability reaches top_p; tokens tied with its
+least likely member are all kept), renormalised -- the order of transformers' logits
+warpers. Draws use inverse-CDF sampling with one uniform per row
+(`categorical_inverse_cdf`), and top-p without top-k finds the nucleus by bisection
+(`nucleus_threshold`) instead of sorting the vocabulary. The returned log-probability of a sampled token is
 its log-probability under that filtered, renormalised distribution (which equals the
 model's when temperature=1, top_k=0, top_p=1). Greedy decoding (``greedy=True`` or
 temperature 0) takes the argmax and returns the model's unfiltered log-probability at
@@ -121,18 +124,48 @@ class SampleOutput:
     loss_mask: jax.Array  # [N, W] int32: 1 on completion tokens
 
 
+def nucleus_threshold(probs_NxV: jax.Array, top_p: float) -> jax.Array:
+    """[N] the largest tau with sum(probs[probs >= tau]) >= top_p, found without sorting.
+
+    ``probs >= tau`` is then the nucleus: the most likely tokens in order, up to and
+    including the one whose probability makes the running mass reach top_p (tokens tied
+    with that one at tau are all kept). Bisection over the bit patterns of non-negative
+    float32 numbers, whose integer order is their numeric order: 32 masked sums over the
+    vocabulary are exact and much cheaper than sorting it (~15x on CPU at V=32k).
+    """
+
+    def mass_at_least(bits_N):
+        tau = jax.lax.bitcast_convert_type(bits_N, jnp.float32)[:, None]
+        return jnp.sum(jnp.where(probs_NxV >= tau, probs_NxV, 0.0), axis=-1)
+
+    def halve(_, bounds):
+        lo, hi = bounds  # invariant: mass(>= lo) >= top_p > mass(>= hi)
+        mid = lo + (hi - lo) // 2
+        ok = mass_at_least(mid) >= top_p
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+    n = probs_NxV.shape[0]
+    top_bits = jax.lax.bitcast_convert_type(jnp.max(probs_NxV, axis=-1), jnp.int32)
+    lo, _ = jax.lax.fori_loop(0, 32, halve, (jnp.zeros((n,), jnp.int32), top_bits + 1))
+    return jax.lax.bitcast_convert_type(lo, jnp.float32)
+
+
 def _candidates(logits_NxV: jax.Array, config: SamplingConfig):
     """Tempered, top-k/top-p filtered logits [N, C] and their token ids [N, C] (or None = all).
 
     Filtered-out candidates get -inf. With top-k the candidates are the k best tokens (so
-    sampling touches k columns, not V); top-p alone sorts the whole vocabulary.
+    sampling touches k columns, not V); top-p alone keeps the vocabulary in place and masks
+    it with `nucleus_threshold`.
     """
     logits = logits_NxV.astype(jnp.float32) / config.temperature
     vocab = logits.shape[-1]
     if config.top_k == 0 and config.top_p >= 1.0:
         return logits, None
-    width = min(config.top_k, vocab) if config.top_k else vocab
-    values, ids = jax.lax.top_k(logits, width)  # sorted, most likely first
+    if config.top_k == 0:
+        probs = jax.nn.softmax(logits, axis=-1)
+        tau = nucleus_threshold(probs, config.top_p)
+        return jnp.where(probs >= tau[:, None], logits, -jnp.inf), None
+    values, ids = jax.lax.top_k(logits, min(config.top_k, vocab))  # sorted, most likely first
     if config.top_p < 1.0:
         probs = jax.nn.softmax(values, axis=-1)
         mass_before = jnp.cumsum(probs, axis=-1) - probs
@@ -151,6 +184,42 @@ def sampling_log_probs(logits_NxV: jax.Array, config: SamplingConfig) -> jax.Arr
     return full.at[jnp.arange(ids.shape[0])[:, None], ids].set(log_probs)
 
 
+_CDF_BLOCK = 256
+
+
+def _take(x_NxC: jax.Array, index_N: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(x_NxC, index_N[:, None], axis=-1)[:, 0]
+
+
+def categorical_inverse_cdf(logits_NxC: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Draws one index per row from softmax(logits): (index [N] int32, its log-prob [N]).
+
+    Inverse-CDF sampling with one uniform per row, in two levels (blocks of 256, then within
+    the chosen block), so a step costs one exp per logit instead of the Gumbel-max trick's
+    V random numbers and two logs (~25x faster on CPU at V=32k). -inf logits are never
+    drawn: a float32 rounding that lands on a zero-probability entry (~1e-7 per draw) falls
+    back to the row's argmax.
+    """
+    n, c = logits_NxC.shape
+    block = _CDF_BLOCK if c > 4 * _CDF_BLOCK else c
+    num_blocks = -(-c // block)
+    top = jnp.max(logits_NxC, axis=-1, keepdims=True)
+    weights = jnp.exp(logits_NxC - top)
+    padded = jnp.pad(weights, ((0, 0), (0, num_blocks * block - c))).reshape(n, num_blocks, block)
+    block_mass = padded.sum(-1)  # [N, num_blocks]
+    mass_through = jnp.cumsum(block_mass, axis=-1)
+    u = jax.random.uniform(key, (n,), jnp.float32) * mass_through[:, -1]
+    chosen_block = jnp.minimum(jnp.sum(mass_through <= u[:, None], axis=-1), num_blocks - 1)
+    mass_before = _take(mass_through, chosen_block) - _take(block_mass, chosen_block)
+    in_block = jnp.take_along_axis(padded, chosen_block[:, None, None], axis=1)[:, 0]
+    within = jnp.cumsum(in_block, axis=-1) + mass_before[:, None]
+    offset = jnp.minimum(jnp.sum(within <= u[:, None], axis=-1), block - 1)
+    index = jnp.minimum(chosen_block * block + offset, c - 1)
+    index = jnp.where(_take(weights, index) > 0, index, jnp.argmax(logits_NxC, axis=-1))
+    log_normaliser = jnp.log(mass_through[:, -1]) + top[:, 0]
+    return index.astype(jnp.int32), _take(logits_NxC, index) - log_normaliser
+
+
 def sample_tokens(
     logits_NxV: jax.Array, key: jax.Array, config: SamplingConfig
 ) -> tuple[jax.Array, jax.Array]:
@@ -158,13 +227,11 @@ def sample_tokens(
     if config.is_greedy:
         tokens = jnp.argmax(logits_NxV, axis=-1).astype(jnp.int32)
         log_probs = jax.nn.log_softmax(logits_NxV.astype(jnp.float32), axis=-1)
-        return tokens, jnp.take_along_axis(log_probs, tokens[:, None], axis=-1)[:, 0]
+        return tokens, _take(log_probs, tokens)
     values, ids = _candidates(logits_NxV, config)
-    choice = jax.random.categorical(key, values, axis=-1)
-    log_probs = jax.nn.log_softmax(values, axis=-1)
-    logprob = jnp.take_along_axis(log_probs, choice[:, None], axis=-1)[:, 0]
+    choice, logprob = categorical_inverse_cdf(values, key)
     if ids is not None:
-        choice = jnp.take_along_axis(ids, choice[:, None], axis=-1)[:, 0]
+        choice = _take(ids, choice)
     return choice.astype(jnp.int32), logprob
 
 

@@ -18,6 +18,11 @@ Two ways to call the model (`Transformer.__call__`):
 * With a `KVCache` (decoding): the new tokens of N = P * G rows attend to the prompt keys of
   their prompt row (stored once per prompt and shared by its G samples, never copied G
   times) and to the rows' own generated keys, which are written at ``cache.index``.
+
+Decode performance: the generated-token cache travels through the layer scan as part of
+the carry and each layer writes only its T new slots in place (as xs -> ys it would be
+rewritten whole every step), and caches keep kv heads before slots ([..., K, S, Dh]) so
+the attention matmuls batch over (row, kv head) without transposing the cache.
 """
 
 from __future__ import annotations
@@ -44,11 +49,11 @@ class KVCache:
     Memory: 2 * L * (P * Sp + N * Ss) * K * Dh * bytes(compute dtype).
     """
 
-    prefix_k: jax.Array  # [L, P, Sp, K, Dh]
-    prefix_v: jax.Array  # [L, P, Sp, K, Dh]
+    prefix_k: jax.Array  # [L, P, K, Sp, Dh]
+    prefix_v: jax.Array  # [L, P, K, Sp, Dh]
     prefix_mask: jax.Array  # [P, Sp] bool: real (non-padding) prompt tokens
-    k: jax.Array  # [L, N, Ss, K, Dh]: keys of generated tokens
-    v: jax.Array  # [L, N, Ss, K, Dh]
+    k: jax.Array  # [L, N, K, Ss, Dh]: keys of generated tokens
+    v: jax.Array  # [L, N, K, Ss, Dh]
     index: jax.Array  # int32 scalar: next slot of k/v to write
 
     @property
@@ -153,6 +158,12 @@ class Projection(nn.Module):
         return y
 
 
+def _kv_heads_last(out_BKQTD: jax.Array) -> jax.Array:
+    # XLA:CPU runs probs @ values several times faster when the output keeps the batch dims
+    # (row, kv head) leading; the transpose back is on the small output.
+    return jnp.transpose(out_BKQTD, (0, 3, 1, 2, 4))
+
+
 def _attention_probs(scores: jax.Array, mask: jax.Array) -> jax.Array:
     return jax.nn.softmax(jnp.where(mask, scores, _MASKED), axis=-1)
 
@@ -161,7 +172,7 @@ class Attention(nn.Module):
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, x_BTD, rope, mask, layer_cache, cache_meta):
+    def __call__(self, x_BTD, rope, mask, prefix, suffix, index):
         c = self.config
         d, h, k, dh = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim
         q = Projection(
@@ -178,21 +189,27 @@ class Attention(nn.Module):
         b, t = x_BTD.shape[:2]
         q = q.reshape(b, t, k, h // k, dh) * jnp.asarray(dh**-0.5, q.dtype)
         f32 = jnp.float32
-        if layer_cache is None:  # self-attention over the given tokens
+        if suffix is None:  # self-attention over the given tokens
             scores = jnp.einsum("btkqd,bskd->bkqts", q, kk, preferred_element_type=f32)
             probs = _attention_probs(scores, mask[:, None, None]).astype(vv.dtype)
-            out = jnp.einsum("bkqts,bskd->btkqd", probs, vv)
-            new_layer_cache = (kk, vv)
+            out = _kv_heads_last(jnp.einsum("bkqts,bskd->bkqtd", probs, vv))
+            new_kv, new_suffix = (kk, vv), None
         else:
-            pk, pv, ck, cv = layer_cache
-            ck = jax.lax.dynamic_update_slice_in_dim(ck, kk.astype(ck.dtype), cache_meta, axis=1)
-            cv = jax.lax.dynamic_update_slice_in_dim(cv, vv.astype(cv.dtype), cache_meta, axis=1)
-            p, sp = pk.shape[:2]
+            pk, pv = prefix  # [P, K, Sp, Dh]
+            all_k, all_v, layer = suffix  # [L, N, K, Ss, Dh]
+            start = (layer, 0, 0, index, 0)
+            new_k = jnp.swapaxes(kk, 1, 2).astype(all_k.dtype)[None]  # [1, N, K, T, Dh]
+            all_k = jax.lax.dynamic_update_slice(all_k, new_k, start)
+            new_v = jnp.swapaxes(vv, 1, 2).astype(all_v.dtype)[None]
+            all_v = jax.lax.dynamic_update_slice(all_v, new_v, start)
+            ck = jax.lax.dynamic_index_in_dim(all_k, layer, keepdims=False)  # [N, K, Ss, Dh]
+            cv = jax.lax.dynamic_index_in_dim(all_v, layer, keepdims=False)
+            p, sp = pk.shape[0], pk.shape[2]
             g = b // p
             qg = q.reshape(p, g, t, k, h // k, dh)
-            s_prefix = jnp.einsum("pgtkqd,pskd->pgkqts", qg, pk, preferred_element_type=f32)
+            s_prefix = jnp.einsum("pgtkqd,pksd->pgkqts", qg, pk, preferred_element_type=f32)
             s_prefix = s_prefix.reshape(b, k, h // k, t, sp)
-            s_suffix = jnp.einsum("btkqd,bskd->bkqts", q, ck, preferred_element_type=f32)
+            s_suffix = jnp.einsum("btkqd,bksd->bkqts", q, ck, preferred_element_type=f32)
             prefix_mask, suffix_mask = mask
             probs = jax.nn.softmax(
                 jnp.concatenate(
@@ -205,12 +222,12 @@ class Attention(nn.Module):
                 axis=-1,
             ).astype(cv.dtype)
             pp = probs[..., :sp].reshape(p, g, k, h // k, t, sp)
-            out = jnp.einsum("pgkqts,pskd->pgtkqd", pp, pv).reshape(b, t, k, h // k, dh)
-            out = out + jnp.einsum("bkqts,bskd->btkqd", probs[..., sp:], cv)
-            new_layer_cache = (ck, cv)
+            out = jnp.einsum("pgkqts,pksd->pgkqtd", pp, pv).reshape(b, k, h // k, t, dh)
+            out = _kv_heads_last(out + jnp.einsum("bkqts,bksd->bkqtd", probs[..., sp:], cv))
+            new_kv, new_suffix = None, (all_k, all_v, layer + 1)
         out = out.reshape(b, t, h, dh)
         y = Projection(c, (h, dh, d), ("heads", "head_dim", "embed"), 2, name="o_proj")(out)
-        return y, new_layer_cache
+        return y, new_kv, new_suffix
 
 
 class MLP(nn.Module):
@@ -229,16 +246,19 @@ class DecoderLayer(nn.Module):
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, x_BTD, context, layer_cache):
-        rope, mask, cache_meta = context
-        attn_out, new_layer_cache = Attention(self.config, name="attn")(
-            RMSNorm(self.config, name="input_norm")(x_BTD), rope, mask, layer_cache, cache_meta
+    def __call__(self, carry, context, prefix):
+        """carry = (x [B, T, D], suffix cache (all layers' k, v and this layer's index) or None);
+        returns (carry, this layer's (k, v) in no-cache mode else None)."""
+        x_BTD, suffix = carry
+        rope, mask, index = context
+        attn_out, new_kv, suffix = Attention(self.config, name="attn")(
+            RMSNorm(self.config, name="input_norm")(x_BTD), rope, mask, prefix, suffix, index
         )
         x_BTD = x_BTD + attn_out
         x_BTD = x_BTD + MLP(self.config, name="mlp")(
             RMSNorm(self.config, name="post_attn_norm")(x_BTD)
         )
-        return x_BTD, new_layer_cache
+        return (x_BTD, suffix), new_kv
 
 
 _REMAT_POLICIES = {
@@ -319,18 +339,19 @@ class Transformer(nn.Module):
             if mask_BxT is None:
                 mask_BxT = jnp.ones(tokens_BxT.shape, bool)
             mask = causal_TxT[None] & mask_BxT.astype(bool)[:, None, :]  # [B, T(query), S(key)]
-            x, kv = self.layers(x, (rope, mask, None), None)
+            (x, _), kv = self.layers((x, None), (rope, mask, None), None)
         else:
-            p, g = cache.prefix_k.shape[1], cache.num_samples
+            g = cache.num_samples
             prefix_mask = jnp.repeat(cache.prefix_mask, g, axis=0)[:, None, None, None, :]
-            slots = jnp.arange(cache.k.shape[2])
+            slots = jnp.arange(cache.k.shape[3])
             suffix_mask = slots[None, :] <= cache.index + jnp.arange(t)[:, None]  # [T, Ss]
             mask = (prefix_mask, suffix_mask[None, None, None])
-            layer_caches = (cache.prefix_k, cache.prefix_v, cache.k, cache.v)
-            x, (new_k, new_v) = self.layers(x, (rope, mask, cache.index), layer_caches)
+            suffix = (cache.k, cache.v, jnp.zeros((), jnp.int32))
+            (x, (new_k, new_v, _)), _ = self.layers(
+                (x, suffix), (rope, mask, cache.index), (cache.prefix_k, cache.prefix_v)
+            )
             kv = None
             cache = cache.replace(k=new_k, v=new_v, index=cache.index + t)
-            del p
         x = self.final_norm(x)
         if output == "hidden":
             out = x
@@ -398,10 +419,10 @@ def prefill(
         preferred_element_type=jnp.float32,
     )
     n = tokens_PxT.shape[0] * num_samples
-    suffix_shape = (config.num_layers, n, max_new_tokens, config.num_kv_heads, config.head_dim)
+    suffix_shape = (config.num_layers, n, config.num_kv_heads, max_new_tokens, config.head_dim)
     cache = KVCache(
-        prefix_k=k,
-        prefix_v=v,
+        prefix_k=jnp.swapaxes(k, 2, 3),  # [L, P, T, K, Dh] -> [L, P, K, T, Dh]
+        prefix_v=jnp.swapaxes(v, 2, 3),
         prefix_mask=mask_PxT.astype(bool),
         k=jnp.zeros(suffix_shape, k.dtype),
         v=jnp.zeros(suffix_shape, v.dtype),

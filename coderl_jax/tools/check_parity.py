@@ -8,6 +8,11 @@ It loads the directory with transformers and with `hf_io.load_pretrained`, runs 
 prompts of different lengths as one left-padded batch through both, prints per-prompt
 differences and, as its last line, ``max_abs_logit_diff=<float>`` (over real tokens).
 Exits 0 when the difference is within ``--tolerance`` (default 1e-4, for fp32), else 1.
+
+``--generate N`` also decodes N greedy tokens per prompt with our sampler and with
+transformers' ``generate(do_sample=False)`` (same left-padded batch, no stop ids, so both
+run the full N) and prints ``greedy_token_match=<fraction of equal tokens>`` just before the
+last line; a mismatch also makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -68,10 +74,44 @@ def torch_logits(hf_dir: str, tokens: np.ndarray, mask: np.ndarray) -> np.ndarra
     return out.logits.float().numpy()
 
 
+def torch_greedy(
+    hf_dir: str, tokens: np.ndarray, mask: np.ndarray, num_tokens: int, pad_id: int
+) -> np.ndarray:
+    """[B, num_tokens] greedy continuation by transformers (eos disabled: full length)."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+    model.eval()
+    model.generation_config.eos_token_id = None
+    model.config.eos_token_id = None
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=torch.from_numpy(tokens),
+            attention_mask=torch.from_numpy(mask),
+            max_new_tokens=num_tokens,
+            do_sample=False,
+            pad_token_id=pad_id,
+        )
+    return out[:, tokens.shape[1] :].numpy()
+
+
+def our_greedy(params, config, tokens: np.ndarray, mask: np.ndarray, num_tokens: int):
+    """[B, num_tokens] greedy continuation by `coderl_jax.sampler` (no stop ids)."""
+    from coderl_jax.sampler import Sampler, SamplingConfig
+
+    cfg = SamplingConfig(num_tokens, greedy=True, prompt_buckets=(tokens.shape[1],))
+    out = Sampler(config, cfg).sample_padded(params, tokens, mask, 1, jax.random.key(0))
+    return np.asarray(out.completion_tokens)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hf_dir", required=True, help="HF checkpoint directory")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max allowed |diff| (fp32)")
+    parser.add_argument(
+        "--generate", type=int, default=0, help="also compare this many greedy tokens (0: skip)"
+    )
     args = parser.parse_args(argv)
 
     config, params = hf_io.load_pretrained(
@@ -85,8 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     for row, ids in enumerate(token_lists):
         print(f"prompt {row}: {len(ids)} tokens, max |diff| {diff[row].max():.3g}")
     worst = float(diff.max())
+    generation_ok = True
+    if args.generate > 0:
+        ours_greedy = our_greedy(params, config, tokens, mask, args.generate)
+        theirs_greedy = torch_greedy(args.hf_dir, tokens, mask, args.generate, pad)
+        matches = ours_greedy == theirs_greedy
+        for row in range(len(token_lists)):
+            first_diff = np.flatnonzero(~matches[row])
+            where = f"first differs at {first_diff[0]}" if first_diff.size else "all equal"
+            print(f"prompt {row}: greedy {args.generate} tokens, {where}")
+        generation_ok = bool(matches.all())
+        print(f"greedy_token_match={matches.mean():.6g}")
     print(f"max_abs_logit_diff={worst:.6g}")
-    return 0 if worst <= args.tolerance else 1
+    return 0 if worst <= args.tolerance and generation_ok else 1
 
 
 if __name__ == "__main__":
