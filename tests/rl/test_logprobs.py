@@ -85,6 +85,44 @@ def test_bf16_unembed_computes_in_float32():
     assert grad(unembed_bf16).dtype == jnp.bfloat16
 
 
+def test_bf16_unembed_gradient_accumulates_in_float32():
+    # 128 chunks: summing per-chunk dW in bf16 would give ~1% relative error; an fp32 running
+    # sum rounded once is as accurate as the one-matmul full-logits gradient (~0.2%).
+    hidden, unembed, targets = _random_inputs(batch=2, length=512, dim=32, vocab=64, seed=3)
+    hidden_bf16, unembed_bf16 = hidden.astype(jnp.bfloat16), unembed.astype(jnp.bfloat16)
+
+    def unembed_grad(fn, h, w):
+        return jax.jit(jax.grad(lambda w: jnp.sum(fn(h, w, targets)[0])))(w).astype(jnp.float32)
+
+    exact = unembed_grad(
+        token_logprobs_and_entropy_unchunked,
+        hidden_bf16.astype(jnp.float32),
+        unembed_bf16.astype(jnp.float32),
+    )
+    chunked = unembed_grad(
+        functools.partial(token_logprobs_and_entropy, chunk_size=4), hidden_bf16, unembed_bf16
+    )
+    full = unembed_grad(token_logprobs_and_entropy_unchunked, hidden_bf16, unembed_bf16)
+
+    def rel_err(g):
+        return float(jnp.linalg.norm(g - exact) / jnp.linalg.norm(exact))
+
+    assert rel_err(chunked) < 1.5 * rel_err(full) + 1e-4, (rel_err(chunked), rel_err(full))
+
+
+def test_temperature_gradient_matches_unchunked():
+    hidden, unembed, targets = _random_inputs()
+
+    def objective(fn, temperature):
+        logp, entropy = fn(hidden, unembed, targets, temperature)
+        return jnp.sum(logp) + 0.3 * jnp.sum(entropy)
+
+    chunked = functools.partial(token_logprobs_and_entropy, chunk_size=5)
+    grad_chunked = jax.grad(functools.partial(objective, chunked))(0.8)
+    grad_full = jax.grad(functools.partial(objective, token_logprobs_and_entropy_unchunked))(0.8)
+    np.testing.assert_allclose(grad_chunked, grad_full, rtol=1e-5)
+
+
 def test_no_entropy_and_traced_temperature():
     hidden, unembed, targets = _random_inputs()
     fn = jax.jit(
