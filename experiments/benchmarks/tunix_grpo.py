@@ -66,20 +66,21 @@ def tunix_config(config: ModelConfig) -> qwen2_model.ModelConfig:
     )
 
 
-def time_tunix_grpo_step(
+def prepare_tunix_grpo_step(
     model_config: ModelConfig,
     train_config: TrainConfig,
     params,
     batch: TrainBatch,
-    steps: int,
 ):
-    """Times Tunix's GRPO step like `train_step.time_ours`.
-
-    Returns:
-      ``(compile_s, median step_s, loss of the first step)``.
+    """Compiles Tunix's GRPO step and runs it twice (the second call compiles again: the
+    optimizer state's types change after the first update).
 
     The batch's first quarter of columns is the prompt (no padding), the rest the
     completion, as `train_step.grpo_batch` builds it.
+
+    Returns:
+      ``(compile_s, loss of the first step, run_once)``; ``run_once()`` makes one more
+      update and blocks until it is done.
     """
     with tempfile.TemporaryDirectory() as hf_dir:
         # save_pretrained takes jax arrays (it gathers sharded ones), not numpy.
@@ -122,13 +123,9 @@ def time_tunix_grpo_step(
     start = time.perf_counter()
     loss = float(step_fn(model, optimizer, example))
     compile_s = time.perf_counter() - start
-    # The second call compiles again (the optimizer state's types change after the first
-    # update); keep it out of the timing.
-    jax.block_until_ready(step_fn(model, optimizer, example))
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
+
+    def run_once():
         jax.block_until_ready(step_fn(model, optimizer, example))
-        times.append(time.perf_counter() - start)
-    step_s = float(np.median(times))
-    return compile_s, step_s, loss
+
+    run_once()
+    return compile_s, loss, run_once
