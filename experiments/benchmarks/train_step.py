@@ -59,6 +59,9 @@ _STEPS = flags.DEFINE_integer(
     "steps", 5, "Timed steps (after a compile and a warm-up step); the fastest counts."
 )
 _REMAT = flags.DEFINE_enum("remat", "none", ["none", "full", "dots"], "Remat policy.")
+_CHUNK = flags.DEFINE_integer(
+    "logprob_chunk_size", 128, "Positions per log-prob chunk (0: full [B, T, V] logits)."
+)
 _TUNIX = flags.DEFINE_bool("tunix", True, "Also time Tunix's GRPO step when importable.")
 _TUNIX_PATH = flags.DEFINE_string("tunix_path", "", "Extra sys.path entry holding tunix.")
 
@@ -187,7 +190,9 @@ def run_gpu() -> None:
     rows = _ROWS.value or (8 if not _QUICK.value else 2)
     seq = _SEQ.value or (2048 if not _QUICK.value else 256)
     micro = _MICRO.value or (2 if rows >= 4 else 1)
-    train_config = TrainConfig(learning_rate=1e-6, num_micro_batches=micro)
+    train_config = TrainConfig(
+        learning_rate=1e-6, num_micro_batches=micro, logprob_chunk_size=_CHUNK.value
+    )
     params = jax.jit(transformer.init_params, static_argnums=0)(model_config, jax.random.key(0))
     batch = grpo_batch(rows, seq, model_config.vocab_size)
     compile_s, loss, run_once = prepare_ours(model_config, train_config, params, batch)
@@ -224,7 +229,9 @@ def run_cpu() -> None:
             print(f"Tunix comparison skipped: {error}")
     steps = _STEPS.value
     train_config = TrainConfig(
-        learning_rate=1e-6, master_weights_fp32=True, num_micro_batches=_MICRO.value or 1
+        learning_rate=1e-6,
+        num_micro_batches=_MICRO.value or 1,
+        logprob_chunk_size=_CHUNK.value,
     )
     configs = cpu_model_configs()
     header = f"{'config':>6} {'params':>8} {'BxT':>8} {'ours tok/s':>11} {'compile':>8}"

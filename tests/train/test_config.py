@@ -20,6 +20,7 @@ from coderl_jax.train.config import TrainConfig
         ({"remat_policy": "some"}, "remat_policy must be None or one of"),
         ({"final_lr_ratio": 2.0}, "final_lr_ratio must be in"),
         ({"temperature": -1.0}, "temperature must be > 0"),
+        ({"logprob_chunk_size": -1}, "logprob_chunk_size must be >= 0"),
     ],
 )
 def test_invalid_values_raise(changes, message):

@@ -56,6 +56,10 @@ def test_logprobs_apply_sampling_temperature_and_align_with_tokens(params, model
     np.testing.assert_array_equal(logp[:, 0], 0.0)
     expected_entropy = -np.sum(np.exp(log_probs) * log_probs, axis=-1)[:, :-1]
     np.testing.assert_allclose(entropy[:, 1:], expected_entropy, rtol=1e-5, atol=1e-5)
+    # chunk_size 0: the whole [B, T, V] logits in one piece, same numbers.
+    logp_full, entropy_full = logprobs(params, model_config, batch, temperature, 0, True)
+    np.testing.assert_allclose(logp_full, logp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(entropy_full, entropy, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("config", [FREE, SEQ_MEAN], ids=["token-mean", "seq-mean-token-mean"])
