@@ -62,15 +62,31 @@ def test_logprobs_apply_sampling_temperature_and_align_with_tokens(params, model
     np.testing.assert_allclose(entropy_full, entropy, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("config", [FREE, SEQ_MEAN], ids=["token-mean", "seq-mean-token-mean"])
+GSPO = FREE.replace(
+    policy_loss="gspo",
+    loss_agg_mode="seq-mean-token-mean",
+    clip_ratio_low=3e-4,
+    clip_ratio_high=4e-4,
+)
+SUM_NORM = FREE.replace(loss_agg_mode="seq-mean-token-sum-norm", loss_scale_factor=4.0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [FREE, SEQ_MEAN, GSPO, SUM_NORM],
+    ids=["token-mean", "seq-mean-token-mean", "gspo", "seq-mean-token-sum-norm"],
+)
 def test_single_update_loss_is_minus_mean_advantage(params, model_config, batch, config):
-    # One update: ratio == 1, so every token's loss is -A of its row.
+    # One update: ratio == 1 (GSPO: sequence ratio == 1), so every token's loss is -A of
+    # its row; the aggregation decides the weights.
     loss, metrics, _ = loss_and_grad(params, batch, model_config, config)
     counts = batch.loss_mask.sum(axis=1)  # row 3 is empty
     if config.loss_agg_mode == "token-mean":
         expected = -np.sum(batch.advantages * counts) / np.sum(counts)
-    else:
+    elif config.loss_agg_mode == "seq-mean-token-mean":
         expected = -np.mean(batch.advantages[counts > 0])
+    else:  # sum over all tokens / loss_scale_factor
+        expected = -np.sum(batch.advantages * counts) / 4.0
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     assert float(metrics["pg_loss"]) == pytest.approx(expected, rel=1e-5)
     assert float(metrics["clipfrac"]) == 0.0 and float(metrics["ppo_kl"]) == 0.0
