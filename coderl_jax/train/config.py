@@ -46,7 +46,9 @@ class TrainConfig:
 
     # --- log-probabilities ---
     temperature: float = 1.0  # sampling temperature: logits / T, exactly as the sampler
-    logprob_chunk_size: int = 128  # positions per chunk of the vocabulary projection
+    # Positions per chunk of the vocabulary projection (memory ~ B x chunk x V fp32);
+    # 0: the whole [B, T, V] logits at once, faster where they fit (small vocabularies).
+    logprob_chunk_size: int = 128
 
     # --- update schedule (PPO / verl) ---
     ppo_epochs: int = 1  # passes over each rollout batch
@@ -62,11 +64,11 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("ppo_epochs", "num_mini_batches", "num_micro_batches", "logprob_chunk_size"):
+        for name in ("ppo_epochs", "num_mini_batches", "num_micro_batches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        for name in ("warmup_steps",):
+        for name in ("warmup_steps", "logprob_chunk_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("weight_decay", "kl_coef", "entropy_coef", "clip_ratio_low"):

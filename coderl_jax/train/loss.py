@@ -42,6 +42,9 @@ def sequence_logprobs(
 ) -> tuple[jax.Array, jax.Array | None]:
     """Log-prob of every token given its prefix, and the entropy there ([B, T] fp32).
 
+    ``chunk_size`` positions of logits at a time (`coderl_jax.rl.logprobs`); 0 computes
+    the full ``[B, T, V]`` logits in one piece.
+
     Entry ``[:, t]`` scores ``tokens[:, t]`` (column 0, which has no prefix, is 0), matching
     the `TrainBatch` alignment. The entropy is that of the distribution predicting
     ``tokens[:, t]``.
@@ -57,14 +60,19 @@ def sequence_logprobs(
     unembed_DxV = transformer.unembedding(params, model_config).astype(compute_dtype)
     # Position t predicts token t + 1; the last position's target is a dummy, sliced off.
     next_tokens_BxT = jnp.pad(batch.tokens[:, 1:], ((0, 0), (0, 1)))
-    logp, entropy = logprobs_lib.token_logprobs_and_entropy(
-        hidden_BxTxD,
-        unembed_DxV,
-        next_tokens_BxT,
-        temperature=temperature,
-        chunk_size=chunk_size,
-        compute_entropy=compute_entropy,
-    )
+    if chunk_size == 0:
+        logp, entropy = logprobs_lib.token_logprobs_and_entropy_unchunked(
+            hidden_BxTxD, unembed_DxV, next_tokens_BxT, temperature, compute_entropy
+        )
+    else:
+        logp, entropy = logprobs_lib.token_logprobs_and_entropy(
+            hidden_BxTxD,
+            unembed_DxV,
+            next_tokens_BxT,
+            temperature=temperature,
+            chunk_size=chunk_size,
+            compute_entropy=compute_entropy,
+        )
 
     def align(x_BxT):
         return jnp.pad(x_BxT[:, :-1], ((0, 0), (1, 0)))
