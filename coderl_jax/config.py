@@ -43,6 +43,7 @@ class ModelSourceConfig:
     tiny: TinyModelSpec = TinyModelSpec()  # shape and seed of the tiny model
     param_dtype: str | None = None  # override the checkpoint's weight dtype
     compute_dtype: str | None = None  # override the compute dtype (default: from weights)
+    scan_unroll: int = 1  # decoder layers per scan iteration (num_layers: fully unrolled)
     init_from: str | None = None  # previous run's workdir: start from its latest params
 
 

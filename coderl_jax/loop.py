@@ -109,15 +109,14 @@ def _model_dir(config: Config) -> str:
     return tiny.build_tiny_model(os.path.expanduser(config.model.tiny_dir), config.model.tiny)
 
 
-def _dtype_overrides(config: Config) -> dict:
-    return {
-        k: v
-        for k, v in (
-            ("param_dtype", config.model.param_dtype),
-            ("compute_dtype", config.model.compute_dtype),
-        )
-        if v
-    }
+def _model_overrides(config: Config) -> dict:
+    """ModelConfig fields set by the run rather than the checkpoint."""
+    overrides = {"scan_unroll": config.model.scan_unroll}
+    if config.model.param_dtype:
+        overrides["param_dtype"] = config.model.param_dtype
+    if config.model.compute_dtype:
+        overrides["compute_dtype"] = config.model.compute_dtype
+    return overrides
 
 
 def load_problems(config: Config, split: str) -> list:
@@ -145,10 +144,10 @@ def setup(config: Config, for_training: bool = True) -> Learner:
     mesh = mesh_lib.make_mesh(*config.run.mesh)
     hf_dir = _model_dir(config)
     shardings = mesh_lib.param_shardings(
-        ModelConfig.from_hf(hf_io.read_hf_config(hf_dir), **_dtype_overrides(config)), mesh
+        ModelConfig.from_hf(hf_io.read_hf_config(hf_dir), **_model_overrides(config)), mesh
     )
     model_config, params = hf_io.load_pretrained(
-        hf_dir, shardings=shardings, **_dtype_overrides(config)
+        hf_dir, shardings=shardings, **_model_overrides(config)
     )
     tokenizer = tokenizer_lib.load_tokenizer(hf_dir)
     special = tokenizer_lib.special_tokens(tokenizer, hf_dir, model_config.eos_token_id)
@@ -323,7 +322,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
         _, ref_params = hf_io.load_pretrained(
             ref_dir,
             shardings=mesh_lib.param_shardings(learner.model_config, mesh),
-            **_dtype_overrides(config),
+            **_model_overrides(config),
         )
         ref_logprobs = make_logprobs_fn(learner.model_config, config.train, mesh)
 
@@ -516,6 +515,7 @@ def _warm_start(learner: Learner, pool, problems, writer) -> None:
         learner.mesh,
         examples,
         ws,
+        config.train,
         config.run.seed,
         learner.special.pad_id,
     )

@@ -52,6 +52,11 @@ F.DEFINE_enum(
     "param_dtype", None, ["float32", "bfloat16"], "Override the checkpoint's weight dtype."
 )
 F.DEFINE_enum("compute_dtype", None, ["float32", "bfloat16"], "Override the compute dtype.")
+F.DEFINE_integer(
+    "scan_unroll",
+    1,
+    "Decoder layers per scan iteration (num_layers: fully unrolled, faster on CPU).",
+)
 F.DEFINE_string("init_from", None, "Start from the latest params of another run's workdir.")
 
 # ---------------------------------------------------------------- data
@@ -154,6 +159,11 @@ F.DEFINE_integer("num_mini_batches", _T.num_mini_batches, "Optimizer updates per
 F.DEFINE_integer(
     "num_micro_batches", _T.num_micro_batches, "Gradient accumulation steps per update."
 )
+F.DEFINE_integer(
+    "logprob_chunk_size",
+    _T.logprob_chunk_size,
+    "Sequence positions per chunk of the vocabulary projection (0: all at once).",
+)
 F.DEFINE_bool(
     "master_weights_fp32", _T.master_weights_fp32, "Keep fp32 params and optimizer state."
 )
@@ -215,6 +225,7 @@ def config_from_flags() -> config_lib.Config:
             tiny=dataclasses.replace(TinyModelSpec(), seed=FLAGS.tiny_seed),
             param_dtype=FLAGS.param_dtype,
             compute_dtype=FLAGS.compute_dtype,
+            scan_unroll=FLAGS.scan_unroll,
             init_from=FLAGS.init_from,
         ),
         data=config_lib.DataConfig(
@@ -265,6 +276,7 @@ def config_from_flags() -> config_lib.Config:
             ppo_epochs=FLAGS.ppo_epochs,
             num_mini_batches=FLAGS.num_mini_batches,
             num_micro_batches=FLAGS.num_micro_batches,
+            logprob_chunk_size=FLAGS.logprob_chunk_size,
             master_weights_fp32=FLAGS.master_weights_fp32,
             remat_policy=FLAGS.remat_policy,
         ),

@@ -47,6 +47,9 @@ class ModelConfig:
     # Gradient checkpointing of each decoder layer: "none", "full" (save nothing),
     # "dots" (save matmul outputs without batch dims).
     remat_policy: str = "none"
+    # Layers per iteration of the layer scan: 1 compiles one layer (fast compiles, large
+    # models); num_layers unrolls fully (faster steps for small models on CPU).
+    scan_unroll: int = 1
 
     def __post_init__(self):
         if self.model_type not in SUPPORTED_MODEL_TYPES:
@@ -62,6 +65,8 @@ class ModelConfig:
         for name in ("param_dtype", "compute_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")
+        if not 1 <= self.scan_unroll <= max(1, self.num_layers):
+            raise ValueError(f"scan_unroll must be in [1, num_layers], got {self.scan_unroll}")
         if self.remat_policy not in ("none", "full", "dots"):
             raise ValueError(f"remat_policy must be none/full/dots, got {self.remat_policy!r}")
         if self.rope_scaling is not None:

@@ -244,8 +244,9 @@ def load_pretrained(
     return config, params
 
 
-def _host_array(x: jax.Array) -> np.ndarray:
-    if not x.is_fully_addressable:
+def _host_array(x) -> np.ndarray:
+    """A host copy of a parameter (numpy, or a jax array gathered from all processes)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
         from jax.experimental import multihost_utils
 
         x = multihost_utils.process_allgather(x, tiled=True)

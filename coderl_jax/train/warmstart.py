@@ -120,9 +120,42 @@ def pack_examples(examples: Sequence[Example], width: int, pad_id: int) -> Train
     )
 
 
-def sft_train_config(config: WarmStartConfig) -> TrainConfig:
+def length_bucketed_batches(
+    examples: Sequence[Example], batch_size: int, num_batches: int, seed: int
+) -> list[list[Example]]:
+    """``num_batches`` batches over shuffled epochs, each of similar-length examples.
+
+    Each epoch is shuffled, cut into windows of 16 batches, and each window sorted by
+    length before it is split into batches (whose order is shuffled again), so that little
+    of a batch is padding while every batch still mixes problems at random.
+    """
+    rng = np.random.default_rng(seed)
+    batches: list[list[Example]] = []
+    window = 16 * batch_size
+    while len(batches) < num_batches:
+        order = rng.permutation(len(examples))
+        epoch = []
+        for lo in range(0, len(order) - batch_size + 1, window):
+            chunk = sorted(
+                order[lo : lo + window], key=lambda i: len(examples[i][0]) + len(examples[i][1])
+            )
+            epoch += [
+                chunk[b : b + batch_size] for b in range(0, len(chunk) - batch_size + 1, batch_size)
+            ]
+        if not epoch:
+            raise ValueError(
+                f"warm start: {len(examples)} examples cannot fill a batch of {batch_size}"
+            )
+        rng.shuffle(epoch)
+        batches += [[examples[i] for i in b] for b in epoch]
+    return batches[:num_batches]
+
+
+def sft_train_config(config: WarmStartConfig, base: TrainConfig) -> TrainConfig:
+    """The run's train config with supervised settings: own learning rate with 10% linear
+    warmup and cosine decay to 10%, one update per batch, no KL and no entropy term."""
     warmup = max(1, config.steps // 10)
-    return TrainConfig(
+    return base.replace(
         learning_rate=config.learning_rate,
         warmup_steps=warmup,
         lr_schedule="cosine",
@@ -131,7 +164,9 @@ def sft_train_config(config: WarmStartConfig) -> TrainConfig:
         kl_coef=0.0,
         entropy_coef=0.0,
         log_entropy=False,
-        weight_decay=0.01,
+        ppo_epochs=1,
+        num_mini_batches=1,
+        num_micro_batches=1,
     )
 
 
@@ -141,6 +176,7 @@ def run_warm_start(
     mesh: Mesh,
     examples: Sequence[Example],
     config: WarmStartConfig,
+    base_train_config: TrainConfig,
     seed: int,
     pad_id: int,
     log: Callable[[str], None] = print,
@@ -148,21 +184,16 @@ def run_warm_start(
     """Trains ``params`` for ``config.steps`` steps; returns (params, per-step metrics)."""
     if not examples:
         raise ValueError("warm start: no examples (no problem has a reference solution)")
-    train_config = sft_train_config(config)
+    train_config = sft_train_config(config, base_train_config)
     state = state_lib.create_train_state(params, model_config, train_config, mesh)
     step_fn = make_train_step(model_config, train_config, mesh)
     logprobs_fn = make_logprobs_fn(model_config, train_config, mesh)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(examples))
-    history, position, start = [], 0, time.perf_counter()
+    batches = length_bucketed_batches(examples, config.batch_size, config.steps, seed)
+    history, start = [], time.perf_counter()
     log_every = max(1, config.steps // 10)
-    for step in range(config.steps):
-        if position + config.batch_size > len(order):
-            order, position = rng.permutation(len(examples)), 0
-        rows = [examples[i] for i in order[position : position + config.batch_size]]
-        position += config.batch_size
-        # Width rounded up to a multiple of 64: a handful of compiled shapes in all.
-        width = -(-max(len(p) + len(r) for p, r, _ in rows) // 64) * 64
+    for step, rows in enumerate(batches):
+        # Width rounded up to a multiple of 32: a handful of compiled shapes in all.
+        width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
         batch = device_put_batch(pack_examples(rows, width, pad_id), mesh)
         if step % log_every == 0 or step == config.steps - 1:
             logp = np.asarray(logprobs_fn(state.params, batch))
