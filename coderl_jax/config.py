@@ -128,7 +128,7 @@ class WarmStartConfig:
     batch_size: int = 16  # examples per step
     learning_rate: float = 3e-3  # peak (linear warmup 10% of steps, cosine to 10%)
     alignment_fraction: float = 0.3  # share of examples that are alignment answers
-    num_problems: int = 4000  # training problems whose references are used
+    num_problems: int = 0  # training problems whose references are used (0: all)
 
     def __post_init__(self):
         _check(self.steps >= 0, "warm_start_steps", "must be >= 0")

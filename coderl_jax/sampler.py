@@ -330,6 +330,20 @@ def generate(
     )
 
 
+def left_pad(
+    token_lists: Sequence[Sequence[int]], width: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-aligns each list in a [P, width] int32 array; returns (tokens, 0/1 mask)."""
+    tokens = np.full((len(token_lists), width), pad_id, np.int32)
+    mask = np.zeros((len(token_lists), width), np.int32)
+    for row, ids in enumerate(token_lists):
+        if len(ids) > width:
+            raise ValueError(f"prompt {row} has {len(ids)} tokens, more than the width {width}")
+        tokens[row, width - len(ids) :] = ids
+        mask[row, width - len(ids) :] = 1
+    return tokens, mask
+
+
 class Sampler:
     """Host-side front end: buckets and pads prompts, places them on the mesh, runs `generate`.
 
@@ -364,12 +378,7 @@ class Sampler:
         if empty:
             raise ValueError(f"prompts {empty[:5]} are empty; every prompt needs >= 1 token")
         width = self.config.bucket_for(max(len(ids) for ids in prompts))
-        tokens = np.full((len(prompts), width), self.config.pad_id, np.int32)
-        mask = np.zeros((len(prompts), width), np.int32)
-        for row, ids in enumerate(prompts):
-            tokens[row, width - len(ids) :] = ids
-            mask[row, width - len(ids) :] = 1
-        return tokens, mask
+        return left_pad(prompts, width, self.config.pad_id)
 
     def sample(
         self, params, prompts: Sequence[Sequence[int]], num_samples: int, key: jax.Array

@@ -177,6 +177,9 @@ F.DEFINE_integer("warm_start_batch_size", _D.WarmStartConfig.batch_size, "Warm-s
 F.DEFINE_float(
     "warm_start_learning_rate", _D.WarmStartConfig.learning_rate, "Warm-start peak learning rate."
 )
+F.DEFINE_integer(
+    "warm_start_num_problems", 0, "Training problems whose references the warm start uses (0: all)."
+)
 F.DEFINE_float(
     "warm_start_alignment_fraction",
     _D.WarmStartConfig.alignment_fraction,
@@ -285,6 +288,7 @@ def config_from_flags() -> config_lib.Config:
             batch_size=FLAGS.warm_start_batch_size,
             learning_rate=FLAGS.warm_start_learning_rate,
             alignment_fraction=FLAGS.warm_start_alignment_fraction,
+            num_problems=FLAGS.warm_start_num_problems,
         ),
         eval=config_lib.EvalConfig(
             every_steps=FLAGS.eval_every, num_problems=FLAGS.eval_num_problems

@@ -84,7 +84,12 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_one(cache, straight, 
     loop.run(small_config(cache, tmp_path, steps=3))  # resumes at step 1
     expected, again = read(straight), read(tmp_path)
     for step in (1, 2):
-        for key in ("train/loss", "train/kl", "rollout/code/pass_rate", "rollout/align/buffer_size"):
+        for key in (
+            "train/loss",
+            "train/kl",
+            "rollout/code/pass_rate",
+            "rollout/align/buffer_size",
+        ):
             assert again[step][key] == expected[step][key], (step, key)
     assert again[3]["eval/synthetic/pass@1"] == expected[3]["eval/synthetic/pass@1"]
 

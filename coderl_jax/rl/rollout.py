@@ -34,7 +34,7 @@ from coderl_jax.data.problems import Problem, code_generation_messages, render_p
 from coderl_jax.rl import advantages as adv
 from coderl_jax.rl import dapo, rewards
 from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
-from coderl_jax.sampler import FINISH_STOP, Sampler
+from coderl_jax.sampler import FINISH_STOP, Sampler, left_pad
 from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
 
 CODE, ALIGN = "code", "align"
@@ -125,7 +125,7 @@ class RolloutRunner:
         times = collections.Counter()
         start = time.perf_counter()
         width = self.sampler.config.bucket_for(_global_max(max(len(i.token_ids) for i in items)))
-        tokens, mask = _left_pad(
+        tokens, mask = left_pad(
             [item.token_ids for item in items], width, self.sampler.config.pad_id
         )
         num_chunks = self._num_chunks(len(items))
@@ -267,15 +267,6 @@ def _global_max(value: int) -> int:
     from jax.experimental import multihost_utils
 
     return int(np.max(multihost_utils.process_allgather(np.asarray(value))))
-
-
-def _left_pad(token_lists, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    tokens = np.full((len(token_lists), width), pad_id, np.int32)
-    mask = np.zeros((len(token_lists), width), np.int32)
-    for row, ids in enumerate(token_lists):
-        tokens[row, width - len(ids) :] = ids
-        mask[row, width - len(ids) :] = 1
-    return tokens, mask
 
 
 def _concat(outputs):

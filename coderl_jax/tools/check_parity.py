@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coderl_jax.models import hf_io, transformer
+from coderl_jax.sampler import left_pad
 
 DEFAULT_PROMPTS = (
     "def add(a, b):\n    return a + b\n",
@@ -32,17 +33,6 @@ DEFAULT_PROMPTS = (
     "x = [3, 1, 2]\nprint(sorted(x))",
     "for i in range(10):\n    if i % 3 == 0:\n        total = total + i * i\nprint(total)",
 )
-
-
-def left_padded_batch(token_lists: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """[B, T] tokens and 0/1 mask, each row right-aligned."""
-    width = max(len(t) for t in token_lists)
-    tokens = np.full((len(token_lists), width), pad_id, np.int64)
-    mask = np.zeros((len(token_lists), width), np.int64)
-    for row, ids in enumerate(token_lists):
-        tokens[row, width - len(ids) :] = ids
-        mask[row, width - len(ids) :] = 1
-    return tokens, mask
 
 
 def tokenize_prompts(hf_dir: str, prompts, vocab_size: int) -> tuple[list[list[int]], int]:
@@ -118,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         args.hf_dir, param_dtype="float32", compute_dtype="float32"
     )
     token_lists, pad = tokenize_prompts(args.hf_dir, DEFAULT_PROMPTS, config.vocab_size)
-    tokens, mask = left_padded_batch(token_lists, pad)
+    width = max(len(ids) for ids in token_lists)
+    tokens, mask = (a.astype(np.int64) for a in left_pad(token_lists, width, pad))
     ours = np.asarray(transformer.forward(params, config, jnp.asarray(tokens), jnp.asarray(mask)))
     theirs = torch_logits(args.hf_dir, tokens, mask)
     diff = np.abs(ours - theirs) * mask[..., None]
