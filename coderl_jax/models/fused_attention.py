@@ -10,6 +10,10 @@ rows start with padding (the sampler's left-padded prompts) must first be right-
 padding, but cuDNN then reads a materialised [B, 1, T, S] bias, which is what the fused
 path exists to avoid.
 
+What a kernel leaves in padding rows (outputs, and dQ/dK/dV in the backward) is not
+relied on: padding rows of the inputs and the output are zeroed by selection, which costs a
+few elementwise passes over [B, T, H, Dh] and makes NaN or garbage there harmless.
+
 ``"xla_fused"`` runs the same call on jax's XLA reference implementation: same semantics,
 no memory saving; it lets the CPU tests cover this path.
 """
@@ -45,15 +49,24 @@ def fused_causal_attention(
             f"got {attention_impl!r}"
         )
     implementation = _IMPLEMENTATIONS[attention_impl]
-    return jax.nn.dot_product_attention(
-        q_BTHD,
-        k_BSKD,
-        v_BSKD,
+    valid_BT11 = (jnp.arange(q_BTHD.shape[1]) < lengths_B[:, None])[:, :, None, None]
+
+    def real_only(x):
+        # Forward: padding rows become 0. Backward: `where` selects (never multiplies) the
+        # cotangent, so whatever a kernel writes into padding rows of dQ/dK/dV cannot
+        # reach the projections' weight gradients, and no padding output is read.
+        return jnp.where(valid_BT11, x, jnp.zeros((), x.dtype))
+
+    out_BTHD = jax.nn.dot_product_attention(
+        real_only(q_BTHD),
+        real_only(k_BSKD),
+        real_only(v_BSKD),
         is_causal=True,
         query_seq_lengths=lengths_B,
         key_value_seq_lengths=lengths_B,
         implementation=implementation,
     )
+    return real_only(out_BTHD)
 
 
 def right_aligned_lengths(mask_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:

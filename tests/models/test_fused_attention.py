@@ -11,6 +11,7 @@ import pytest
 
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.models.fused_attention import fused_causal_attention
 from coderl_jax.train.batch import right_align_columns
 
 # Jitted so that each test compiles once instead of dispatching op by op.
@@ -137,3 +138,23 @@ def test_cudnn_off_gpu_raises_a_clear_error():
     tokens, mask = _right_aligned([3, 2], width=3)
     with pytest.raises(ValueError, match="needs a GPU"):
         _forward(params, config, tokens, mask)
+
+
+def test_fused_attention_zeroes_padding_rows_and_their_gradients():
+    rng = np.random.default_rng(3)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 5, 4, 8)), jnp.float32) for _ in range(3))
+    k, v = k[:, :, :2], v[:, :, :2]  # 2 kv heads for 4 query heads
+    lengths = jnp.asarray([5, 2], jnp.int32)
+    out = fused_causal_attention(q, k, v, lengths, "xla_fused")
+    assert np.all(np.asarray(out)[1, 2:] == 0)
+    # Query 1 of row 1, head 3 (kv head 1) by hand: softmax over keys 0..1.
+    scores = np.asarray(k)[1, :2, 1] @ np.asarray(q)[1, 1, 3] / np.sqrt(8)
+    probs = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    np.testing.assert_allclose(out[1, 1, 3], probs @ np.asarray(v)[1, :2, 1], atol=1e-6)
+    grads = jax.grad(
+        lambda q, k, v: jnp.sum(fused_causal_attention(q, k, v, lengths, "xla_fused") ** 2),
+        argnums=(0, 1, 2),
+    )(q, k, v)
+    for grad in grads:
+        assert np.all(np.asarray(grad)[1, 2:] == 0)
+        assert np.abs(np.asarray(grad)[1, :2]).max() > 0
