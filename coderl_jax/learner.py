@@ -85,7 +85,10 @@ def _model_dir(config: Config) -> str:
 
 def model_overrides(config: Config) -> dict:
     """ModelConfig fields set by the run rather than the checkpoint."""
-    overrides = {"scan_unroll": config.model.scan_unroll}
+    overrides = {
+        "scan_unroll": config.model.scan_unroll,
+        "attention_impl": config.model.attention_impl,
+    }
     if config.model.param_dtype:
         overrides["param_dtype"] = config.model.param_dtype
     if config.model.compute_dtype:

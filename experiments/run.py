@@ -57,6 +57,13 @@ F.DEFINE_integer(
     1,
     "Decoder layers per scan iteration (num_layers: fully unrolled, faster on CPU).",
 )
+F.DEFINE_enum(
+    "attention_impl",
+    "xla",
+    ["xla", "cudnn"],
+    "Training/scoring attention: xla (einsum with a mask; any device) or cudnn (fused flash "
+    "attention; GPU with bf16/fp16 compute; rows are right-aligned by the rollout).",
+)
 F.DEFINE_string("init_from", None, "Start from the latest params of another run's workdir.")
 
 # ---------------------------------------------------------------- data
@@ -229,6 +236,7 @@ def config_from_flags() -> config_lib.Config:
             param_dtype=FLAGS.param_dtype,
             compute_dtype=FLAGS.compute_dtype,
             scan_unroll=FLAGS.scan_unroll,
+            attention_impl=FLAGS.attention_impl,
             init_from=FLAGS.init_from,
         ),
         data=config_lib.DataConfig(

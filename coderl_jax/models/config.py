@@ -18,6 +18,14 @@ from typing import Any
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
 SUPPORTED_ROPE_TYPES = ("default", "llama3")
 DTYPES = ("float32", "bfloat16", "float16")
+# No-cache attention: "xla" einsum with an explicit mask (any padding, any backend);
+# "cudnn" fused flash attention (GPU; rows must be right-aligned, see transformer.py);
+# "xla_fused" the fused path's contract computed by jax's XLA reference (CPU tests).
+ATTENTION_IMPLS = ("xla", "cudnn", "xla_fused")
+# cuDNN flash attention: bf16/fp16 operands, head dim a multiple of 8 and <= 256 on Hopper
+# and later (<= 128 before); checked again by jax when the kernel is built.
+CUDNN_DTYPES = ("bfloat16", "float16")
+CUDNN_MAX_HEAD_DIM = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +58,9 @@ class ModelConfig:
     # Layers per iteration of the layer scan: 1 compiles one layer (fast compiles, large
     # models); num_layers unrolls fully (faster steps for small models on CPU).
     scan_unroll: int = 1
+    # No-cache attention (training, scoring): one of ATTENTION_IMPLS. Decoding and the
+    # sampler's prefill (left-padded prompts) always use the einsum.
+    attention_impl: str = "xla"
 
     def __post_init__(self):
         if self.model_type not in SUPPORTED_MODEL_TYPES:
@@ -67,6 +78,21 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")
         if not 1 <= self.scan_unroll <= max(1, self.num_layers):
             raise ValueError(f"scan_unroll must be in [1, num_layers], got {self.scan_unroll}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(
+                f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}"
+            )
+        if self.attention_impl == "cudnn":
+            if self.compute_dtype not in CUDNN_DTYPES:
+                raise ValueError(
+                    f"attention_impl='cudnn' needs compute_dtype in {CUDNN_DTYPES}, got "
+                    f"{self.compute_dtype!r}; use attention_impl='xla' for float32"
+                )
+            if self.head_dim % 8 or self.head_dim > CUDNN_MAX_HEAD_DIM:
+                raise ValueError(
+                    f"attention_impl='cudnn' needs head_dim a multiple of 8 and <= "
+                    f"{CUDNN_MAX_HEAD_DIM}, got {self.head_dim}"
+                )
         if self.remat_policy not in ("none", "full", "dots"):
             raise ValueError(f"remat_policy must be none/full/dots, got {self.remat_policy!r}")
         if self.rope_scaling is not None:

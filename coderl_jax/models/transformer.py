@@ -19,6 +19,17 @@ Two ways to call the model (`Transformer.__call__`):
   their prompt row (stored once per prompt and shared by its G samples, never copied G
   times) and to the rows' own generated keys, which are written at ``cache.index``.
 
+No-cache attention has two implementations (``ModelConfig.attention_impl``): "xla", an
+einsum with an explicit [B, T, S] mask and fp32 softmax (any padding, any backend; saves
+the T x S probabilities for the backward), and the fused path ("cudnn": cuDNN flash
+attention on GPU; "xla_fused": the same contract on jax's XLA reference, for CPU tests).
+cuDNN takes row lengths, not a mask, so the fused path requires *right-aligned* rows: each
+row's real tokens are columns ``[0, length)`` (`coderl_jax.train.batch.right_align`
+converts a left-padded batch). A row that breaks this contract gets NaN hidden states
+rather than silently wrong ones. The fused path's padding queries output 0, unlike the
+einsum's (which attend to the real keys before them); only real positions agree, and
+only those are ever read. `prefill` (left-padded prompts) always uses the einsum.
+
 Decode performance: the generated-token cache travels through the layer scan as part of
 the carry and each layer writes only its T new slots in place (as xs -> ys it would be
 rewritten whole every step), and caches keep kv heads before slots ([..., K, S, Dh]) so
@@ -37,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.models.fused_attention import fused_causal_attention, right_aligned_lengths
 
 Params = Any
 _MASKED = float(np.finfo(np.float32).min)
@@ -187,6 +199,10 @@ class Attention(nn.Module):
         cos, sin = rope
         q, kk = apply_rope(q, cos, sin), apply_rope(kk, cos, sin)
         b, t = x_BTD.shape[:2]
+        if suffix is None and c.attention_impl != "xla":  # fused; `mask` holds row lengths
+            out = fused_causal_attention(q, kk, vv, mask, c.attention_impl)
+            y = Projection(c, (h, dh, d), ("heads", "head_dim", "embed"), 2, name="o_proj")(out)
+            return y, (kk, vv), None
         q = q.reshape(b, t, k, h // k, dh) * jnp.asarray(dh**-0.5, q.dtype)
         f32 = jnp.float32
         if suffix is None:  # self-attention over the given tokens
@@ -323,6 +339,7 @@ class Transformer(nn.Module):
           tokens_BxT: int token ids.
           positions_BxT: RoPE positions (`positions_from_mask` for a left-padded batch).
           mask_BxT: 1 for real tokens, 0 for padding (no-cache mode only; default all 1).
+            With a fused ``attention_impl`` rows must be right-aligned (module docstring).
           cache: decode mode when given (see module docstring).
           output: "logits" ([B, T, V] float32) or "hidden" (final-normed hidden [B, T, D]).
           return_kv: no-cache mode: also return (k, v), each [L, B, T, K, Dh].
@@ -339,8 +356,21 @@ class Transformer(nn.Module):
         if cache is None:
             if mask_BxT is None:
                 mask_BxT = jnp.ones(tokens_BxT.shape, bool)
-            mask = causal_TxT[None] & mask_BxT.astype(bool)[:, None, :]  # [B, T(query), S(key)]
+            if c.attention_impl == "xla":
+                mask = causal_TxT[None] & mask_BxT.astype(bool)[:, None, :]  # [B, T(q), S(k)]
+            else:
+                if c.attention_impl == "cudnn" and jax.default_backend() != "gpu":
+                    raise ValueError(
+                        f"attention_impl='cudnn' needs a GPU, but jax's backend is "
+                        f"{jax.default_backend()!r}; use attention_impl='xla'"
+                    )
+                mask, aligned_B = right_aligned_lengths(mask_BxT)
             (x, _), kv = self.layers((x, None), (rope, mask, None), None)
+            if c.attention_impl != "xla":
+                # Contract of the fused path: a row that is not right-aligned would be
+                # silently wrong, so its hidden states become NaN, which the train step's
+                # finite check (train/nonfinite) reports. Aligned rows are untouched.
+                x = jnp.where(aligned_B[:, None, None], x, jnp.asarray(jnp.nan, x.dtype))
         else:
             g = cache.num_samples
             prefix_mask = jnp.repeat(cache.prefix_mask, g, axis=0)[:, None, None, None, :]
@@ -370,14 +400,16 @@ class Transformer(nn.Module):
 def init_params(config: ModelConfig, rng: jax.Array) -> Params:
     """Random parameters (unboxed pytree). Use `jax.eval_shape` on it for abstract shapes."""
     tokens = jnp.zeros((1, 1), jnp.int32)
-    variables = Transformer(config).init(rng, tokens, tokens)
+    # Parameters do not depend on the attention implementation; the einsum runs anywhere.
+    variables = Transformer(config.replace(attention_impl="xla")).init(rng, tokens, tokens)
     return nn.meta.unbox(variables["params"])
 
 
 def param_logical_axes(config: ModelConfig) -> Params:
     """Pytree (like the params) of `jax.sharding.PartitionSpec` of logical axis names."""
     tokens = jnp.zeros((1, 1), jnp.int32)
-    abstract = jax.eval_shape(lambda: Transformer(config).init(jax.random.key(0), tokens, tokens))
+    model = Transformer(config.replace(attention_impl="xla"))
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, tokens))
     return nn.get_partition_spec(abstract)["params"]
 
 
@@ -387,7 +419,8 @@ def unembedding(params: Params, config: ModelConfig) -> jax.Array:
 
 
 def forward(params: Params, config: ModelConfig, tokens_BxT, mask_BxT=None, **kwargs):
-    """Convenience: no-cache call with positions derived from the (left-padding) mask."""
+    """Convenience: no-cache call with positions derived from the mask (0 at each row's first
+    real token; right-aligned rows as a fused ``attention_impl`` requires are fine too)."""
     if mask_BxT is None:
         mask_BxT = jnp.ones(tokens_BxT.shape, jnp.int32)
     positions = positions_from_mask(mask_BxT)
@@ -408,6 +441,9 @@ def prefill(
     N = P * num_samples rows and room for ``max_new_tokens`` generated tokens.
     """
     positions = positions_from_mask(mask_PxT)
+    # Prompts are left-padded (the last column is every prompt's last token), which the fused
+    # path's length-based masking cannot express; prefill is one pass, decoding dominates.
+    config = config.replace(attention_impl="xla")
     # Logits of the last position only: [P, T, V] logits would dwarf the cache at a 150k vocab.
     hidden, (k, v) = Transformer(config).apply(
         {"params": params}, tokens_PxT, positions, mask_PxT, output="hidden", return_kv=True

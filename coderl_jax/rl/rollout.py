@@ -5,7 +5,7 @@ alignment tasks; see `coderl_jax.data.mixture`) are sampled G times each. Code c
 are executed against their tests in the sandbox pool (reward 1/0); alignment completions
 are parsed and scored per variable (`coderl_jax.rl.rewards`). Advantages are computed
 within each prompt's group of G, for both kinds alike, and everything is packed into one
-fixed-shape `TrainBatch`.
+fixed-shape `TrainBatch` whose rows are right-aligned (`coderl_jax.train.batch.right_align`).
 
 Overlap: the prompts are split into ``overlap_chunks`` chunks. Chunk k+1 is dispatched to
 the device (JAX dispatches asynchronously) before the host executes chunk k's programs,
@@ -35,7 +35,13 @@ from coderl_jax.rl import advantages as adv
 from coderl_jax.rl import dapo, rewards
 from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
 from coderl_jax.sampler import FINISH_STOP, Sampler, left_pad
-from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
+from coderl_jax.train.batch import (
+    TASK_ALIGNMENT,
+    TASK_CODE,
+    TrainBatch,
+    right_align,
+    right_align_columns,
+)
 
 CODE, ALIGN = "code", "align"
 
@@ -148,8 +154,12 @@ class RolloutRunner:
             outputs.append(out)
             if c + 1 == num_chunks and self.reference_logprobs is not None:
                 full = _concat(outputs)
+                columns = right_align_columns(full.attention_mask)
                 ref_future = self.reference_logprobs(
-                    full.tokens, full.attention_mask, full.positions
+                    *(
+                        np.take_along_axis(x, columns, axis=1)
+                        for x in (full.tokens, full.attention_mask, full.positions)
+                    )
                 )
             t0 = time.perf_counter()
             host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
@@ -186,8 +196,10 @@ class RolloutRunner:
             rewards=rewards_N.astype(np.float32),
             task_kind=kinds_N.astype(np.int32),
             old_logprobs=old_logprobs,
-            ref_logprobs=ref,
         )
+        # Right-aligned rows (the layout fused attention needs; exact for the einsum too);
+        # the reference log-probs were computed on right-aligned rows already.
+        batch = right_align(batch).replace(ref_logprobs=ref)
         metrics = _metrics(host, rewards_N, kinds_N, out, g)
         times["rollout_total"] = time.perf_counter() - start
         candidates = [c for h in host for c in h["candidates"]]

@@ -11,6 +11,10 @@ prediction of ``tokens[i, t]`` from ``tokens[i, :t]``. Column 0 has no predictio
 when one rollout batch makes several optimizer updates; ``ref_logprobs`` only when the KL
 coefficient is non-zero. A field that is not needed may be ``None`` (a distinct pytree
 structure, compiled once).
+
+Rows may be padded on both sides (the sampler left-pads prompts and right-pads
+completions); `right_align` moves each row's tokens to the left edge, the layout that
+fused (cuDNN) attention requires.
 """
 
 from __future__ import annotations
@@ -77,6 +81,66 @@ class TrainBatch:
             raise ValueError(
                 "TrainBatch.loss_mask[:, 0] must be 0: the first token has no prediction"
             )
+
+
+# Fields with one entry per token ([B, T]); `right_align` moves them together.
+_PER_TOKEN_FIELDS = (
+    "tokens",
+    "attention_mask",
+    "positions",
+    "loss_mask",
+    "advantages",
+    "old_logprobs",
+    "ref_logprobs",
+)
+
+
+def right_align_columns(attention_mask_BxT: np.ndarray) -> np.ndarray:
+    """Gather indices [B, T] that move each row left by its number of leading pad tokens.
+
+    Row ``b`` of the result is ``(arange(T) + lead_b) % T``: its real tokens land in
+    columns ``[0, length_b)`` and its leading padding wraps to the end. Raises ValueError
+    naming the first row whose real tokens are not contiguous (padding between them),
+    which no shift can right-align.
+    """
+    real_BxT = np.asarray(attention_mask_BxT) != 0
+    if real_BxT.ndim != 2:
+        raise ValueError(f"attention_mask must be [B, T], got shape {real_BxT.shape}")
+    t = real_BxT.shape[1]
+    lead_B = np.where(real_BxT.any(axis=1), real_BxT.argmax(axis=1), 0)
+    columns_BxT = (np.arange(t)[None, :] + lead_B[:, None]) % t
+    aligned_BxT = np.take_along_axis(real_BxT, columns_BxT, axis=1)
+    expected_BxT = np.arange(t)[None, :] < real_BxT.sum(axis=1)[:, None]
+    bad = np.flatnonzero((aligned_BxT != expected_BxT).any(axis=1))
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(
+            f"attention_mask row {row} has padding between real tokens "
+            f"({real_BxT[row].astype(int).tolist()}); expected [pad..., real..., pad...]"
+        )
+    return columns_BxT
+
+
+def right_align(batch: TrainBatch) -> TrainBatch:
+    """The same rows with each row's real tokens moved to columns ``[0, length)``.
+
+    Every per-token field (tokens, attention_mask, positions, loss_mask, per-token
+    advantages, old/ref log-probs) is shifted left by the row's number of leading pad
+    tokens, which wrap to the end of the row; per-row fields are unchanged. The values are
+    moved, not recomputed, so positions stay 0..length-1 and the causal prefix of every
+    token is the same: a decoder gives the same log-prob for each real token, and the
+    loss is unchanged. Fused attention (``ModelConfig.attention_impl`` "cudnn") requires
+    this layout because cuDNN takes padding as row lengths. Rows must be
+    [pad..., real..., pad...] (see `right_align_columns`). Host-side (numpy).
+    """
+    columns_BxT = right_align_columns(batch.attention_mask)
+    b, t = columns_BxT.shape
+    moved = {}
+    for name in _PER_TOKEN_FIELDS:
+        value = getattr(batch, name)
+        if value is not None and np.shape(value) == (b, t):
+            moved[name] = np.take_along_axis(np.asarray(value), columns_BxT, axis=1)
+    return batch.replace(**moved)
 
 
 def batch_shardings(batch: TrainBatch, mesh: Mesh) -> TrainBatch:

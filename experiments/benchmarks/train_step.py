@@ -20,7 +20,9 @@ with model FLOPs per token (PaLM, Chowdhery et al. 2022, appendix B)
 N the parameters that take part in matmuls (decoder layers + the [D, V] unembedding; the
 input embedding lookup is not a matmul), L layers, H query heads, Dh head dim, T sequence
 length (attention over the full T x T, as PaLM counts it; causal masking is not
-subtracted). Recomputation (remat, the chunked log-prob backward) is not counted. The peak
+subtracted). Attention runs as cuDNN flash attention (``--attention_impl=cudnn``, the
+default on a GPU) or as the masked einsum (``--attention_impl=xla``, for comparison); the
+batch has no padding, so both see the same rows. Recomputation (remat, the chunked log-prob backward) is not counted. The peak
 is measured here with a large bf16 matmul, not taken from a datasheet.
 
 Timing: a compile call and a warm-up call, then ``--steps`` calls; ours and Tunix's calls
@@ -31,6 +33,7 @@ Run from the repository root:
     python -m experiments.benchmarks.train_step              # CPU: tiny, 5m, 100m
     python -m experiments.benchmarks.train_step --quick      # smoke run (seconds)
     python -m experiments.benchmarks.train_step --gpu        # GPU: 0.5B, seq 2048, MFU
+    python -m experiments.benchmarks.train_step --gpu --attention_impl=xla  # einsum baseline
     python -m experiments.benchmarks.train_step --tunix_path=/tmp/tunix_pkgs  # see below
 
 Tunix here: ``pip install --no-deps --target /tmp/tunix_pkgs google-tunix jaxtyping
@@ -85,6 +88,13 @@ _REMAT = flags.DEFINE_enum("remat", "none", ["none", "full", "dots"], "Remat pol
 _CHUNK = flags.DEFINE_integer(
     "logprob_chunk_size", 128, "Positions per log-prob chunk (0: full [B, T, V] logits)."
 )
+_ATTENTION = flags.DEFINE_enum(
+    "attention_impl",
+    "default",
+    ["default", "xla", "cudnn", "xla_fused"],
+    "No-cache attention (ModelConfig.attention_impl). default: cudnn in --gpu mode on a GPU, "
+    "else xla.",
+)
 _TUNIX = flags.DEFINE_bool("tunix", True, "Also time Tunix's GRPO step when importable.")
 _TUNIX_PATH = flags.DEFINE_string("tunix_path", "", "Extra sys.path entry holding tunix.")
 
@@ -119,6 +129,13 @@ def cpu_model_configs() -> dict[str, ModelConfig]:
 
 # Rows x sequence length per CPU config: a few seconds per step on a laptop core.
 CPU_BATCH = {"tiny": (8, 256), "5m": (8, 256), "100m": (4, 128)}
+
+
+def attention_impl(gpu_mode: bool) -> str:
+    """The --attention_impl flag, with "default" resolved (cudnn for --gpu on a GPU)."""
+    if _ATTENTION.value != "default":
+        return _ATTENTION.value
+    return "cudnn" if gpu_mode and jax.default_backend() == "gpu" else "xla"
 
 
 def flops_per_token(config: ModelConfig, seq_len: int) -> float:
@@ -207,7 +224,9 @@ def measured_bf16_peak(n: int = 8192, repeats: int = 10) -> float:
 
 
 def run_gpu() -> None:
-    model_config = PRESETS["qwen2.5-coder-0.5b"].replace(remat_policy=_REMAT.value)
+    model_config = PRESETS["qwen2.5-coder-0.5b"].replace(
+        remat_policy=_REMAT.value, attention_impl=attention_impl(gpu_mode=True)
+    )
     if _QUICK.value:  # smoke run of the same code path (runs on CPU too)
         model_config = model_config.replace(num_layers=2)
     rows = _ROWS.value or (8 if not _QUICK.value else 2)
@@ -228,6 +247,7 @@ def run_gpu() -> None:
     print(
         f"qwen2.5-coder-0.5b shape, {model_config.num_params / 1e6:.0f}M params, bf16 compute,"
         f" fp32 master weights, B={rows} T={seq} micro-batches={micro} remat={_REMAT.value}"
+        f" attention={model_config.attention_impl}"
     )
     print(f"loss {loss:.4f}; compile {compile_s:.1f}s; step {step_s * 1e3:.1f} ms")
     print(f"tokens/s {tokens_per_s:,.0f}")
@@ -258,10 +278,15 @@ def run_cpu() -> None:
     )
     configs = cpu_model_configs()
     header = f"{'config':>6} {'params':>8} {'BxT':>8} {'ours tok/s':>11} {'compile':>8}"
-    print(f"CPU, {jax.device_count()} device(s); one GRPO update per step, fp32")
+    print(
+        f"CPU, {jax.device_count()} device(s); one GRPO update per step, fp32, "
+        f"attention={attention_impl(gpu_mode=False)}"
+    )
     print(header + (f" {'tunix tok/s':>12} {'ours/tunix':>10}" if tunix_step else ""))
     for name in _CONFIGS.value:
-        model_config = configs[name].replace(remat_policy=_REMAT.value)
+        model_config = configs[name].replace(
+            remat_policy=_REMAT.value, attention_impl=attention_impl(gpu_mode=False)
+        )
         if _QUICK.value:
             model_config = model_config.replace(num_layers=min(model_config.num_layers, 2))
         if _UNROLL.value:
