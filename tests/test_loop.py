@@ -99,3 +99,25 @@ def test_notebook_entry_loads_the_run(straight):
     assert learner.next_step == 3 and learner.config.run.steps == 3
     assert int(learner.state.step) == 3
     assert len(learner.buffer) == read(straight)[2]["rollout/align/buffer_size"]
+
+
+def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
+    """Dynamic sampling, overlong shaping, REINFORCE++ advantages and no reference model."""
+    config = small_config(cache, tmp_path, steps=1)
+    config = dataclasses.replace(
+        config,
+        rollout=dataclasses.replace(
+            config.rollout,
+            dynamic_sampling=True,
+            max_sampling_rounds=2,
+            overlong_buffer_len=4,
+            advantage_estimator="reinforce_pp_baseline",
+        ),
+        train=config.train.replace(kl_coef=0.0, clip_ratio_high=0.28),
+    )
+    loop.run(config)
+    metrics = read(tmp_path)[0]
+    assert math.isfinite(metrics["train/loss"]) and "train/kl" not in metrics
+    assert 1 <= metrics["rollout/dynamic_sampling/rounds"] <= 2
+    assert 0 <= metrics["rollout/dynamic_sampling/informative_groups"] <= 4
+    assert not os.path.exists(tmp_path / "reference_hf")

@@ -54,6 +54,8 @@ TAG_UNREPRESENTABLE = "__unrepresentable__"
 class TestSpec:
     """The tests of one problem. See the module docstring for each kind's semantics."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     kind: TestKind
     # stdio: stdin texts / expected stdout texts. call: JSON argument lists / JSON values.
     inputs: tuple[str, ...] = ()
