@@ -33,6 +33,7 @@ from coderl_jax.checkpoint import PreemptionGuard
 from coderl_jax.config import Config
 from coderl_jax.data.iterator import PromptIterator
 from coderl_jax.data.mixture import draw_mixed_batch, load_alignment_pool
+from coderl_jax.data.problems import render_prompt
 from coderl_jax.evals.codegen import evaluate_code_generation
 from coderl_jax.execution import SandboxPool
 from coderl_jax.learner import (
@@ -178,10 +179,13 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     runner = RolloutRunner(rollout_cfg, tokenizer, learner.sampler, pool.check_batch, reference)
     late = MetricsOneStepLate()
     base_key = jax.random.key(config.run.seed)
-    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     conversion = dataclasses.replace(
-        config.alignment.conversion, max_prompt_tokens=config.data.max_prompt_tokens - 16
+        config.alignment.conversion, max_prompt_tokens=config.data.max_prompt_tokens
     )
+
+    def count_tokens(user_message: str) -> int:  # the prompt as sampled: chat template included
+        text = render_prompt([{"role": "user", "content": user_message}], tokenizer)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # ------------------------------------------------------------------ RL loop
     with PreemptionGuard() as guard:
@@ -198,7 +202,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             )
             items = [code_prompt(p, tokenizer) for p in mixed.code]
             items += [alignment_prompt(t, tokenizer, conversion.prompt_style) for t in mixed.align]
-            rollouts = _rollouts(runner, learner, items, key, mixed, iterator, rng)
+            rollouts = _rollouts(runner, learner, items, key, iterator, rng)
             batch = device_put_batch(rollouts.batch, mesh)
             if behaviour_logprobs is not None:
                 batch = batch.replace(old_logprobs=behaviour_logprobs(learner.state.params, batch))
@@ -278,7 +282,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     return final
 
 
-def _rollouts(runner, learner, items, key, mixed, iterator, rng) -> Rollouts:
+def _rollouts(runner, learner, items, key, iterator, rng) -> Rollouts:
     """One rollout round, or DAPO dynamic sampling over several rounds."""
     rollout_cfg = learner.config.rollout
     rollouts = runner.run(learner.state.params, items, key)
