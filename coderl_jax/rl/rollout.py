@@ -290,13 +290,11 @@ def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]
     for h in host:
         counts.update(h["counts"])
     metrics: dict[str, float] = {}
-    groups = rewards_N.reshape(-1, group_size)
-    group_kinds = kinds_N.reshape(-1, group_size)[:, 0]
     for name, kind in (("code", TASK_CODE), ("align", TASK_ALIGNMENT)):
         rows = kinds_N == kind
         if not rows.any():
             continue
-        signal = groups[group_kinds == kind].std(axis=1) > 0
+        signal = dapo.informative_groups(rewards_N[rows], group_size)
         metrics[f"rollout/{name}/groups_with_signal"] = float(signal.mean())
         metrics[f"rollout/{name}/completion_tokens_mean"] = float(
             out.completion_lengths[rows].mean()
