@@ -71,8 +71,6 @@ def check_config(config: Config, num_devices: int) -> None:
             f"--prompts_per_step x --num_samples = {rows} rows must divide over "
             f"{batch_devices} data-parallel devices x {splits} mini/micro-batches"
         )
-    if config.alignment.mixture.alpha == 0 and not config.alignment.pool_files:
-        raise ValueError("--alpha=0 (alignment_only) needs --alignment_pool_files")
     if config.model.hf_dir and not os.path.isdir(os.path.expanduser(config.model.hf_dir)):
         raise FileNotFoundError(f"--hf_dir {config.model.hf_dir} does not exist")
 

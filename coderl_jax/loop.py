@@ -48,7 +48,7 @@ from coderl_jax.learner import (
 from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter, plot_curves, summary_table
 from coderl_jax.models import hf_io
 from coderl_jax.rl import dapo
-from coderl_jax.rl.alignment import failures_to_tasks, select_candidates
+from coderl_jax.rl.alignment import failures_to_tasks, reference_tasks, select_candidates
 from coderl_jax.rl.alignment_buffer import task_ages
 from coderl_jax.rl.rollout import RolloutRunner, Rollouts, alignment_prompt, code_prompt
 from coderl_jax.sampler import Sampler
@@ -126,6 +126,14 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     def prompt_length(problem) -> int:
         return len(code_prompt(problem, tokenizer).token_ids)
 
+    conversion = dataclasses.replace(
+        config.alignment.conversion, max_prompt_tokens=config.data.max_prompt_tokens
+    )
+
+    def count_tokens(user_message: str) -> int:  # the prompt as sampled: chat template included
+        text = render_prompt([{"role": "user", "content": user_message}], tokenizer)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     train_problems = load_problems(config, config.data.train_split)
     iterator = PromptIterator(
         train_problems,
@@ -140,7 +148,12 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     if config.eval.num_problems:
         eval_problems = eval_problems[: config.eval.num_problems]
     alignment_only = config.alignment.mixture.alpha == 0
-    pool_source = load_alignment_pool(config.alignment.pool_files) if alignment_only else None
+    pool_source = None
+    if alignment_only:  # fixed pool: earlier runs' failures plus the training references
+        references, _ = reference_tasks(
+            train_problems, pool.run_batch, step=-1, config=conversion, count_tokens=count_tokens
+        )
+        pool_source = load_alignment_pool(config.alignment.pool_files, references)
 
     # ------------------------------------------------------------------ warm start, initial eval
     if learner.next_step == 0 and learner.checkpointer.latest_step() is None:
@@ -179,13 +192,6 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     runner = RolloutRunner(rollout_cfg, tokenizer, learner.sampler, pool.check_batch, reference)
     late = MetricsOneStepLate()
     base_key = jax.random.key(config.run.seed)
-    conversion = dataclasses.replace(
-        config.alignment.conversion, max_prompt_tokens=config.data.max_prompt_tokens
-    )
-
-    def count_tokens(user_message: str) -> int:  # the prompt as sampled: chat template included
-        text = render_prompt([{"role": "user", "content": user_message}], tokenizer)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # ------------------------------------------------------------------ RL loop
     with PreemptionGuard() as guard:

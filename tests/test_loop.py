@@ -121,3 +121,20 @@ def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
     assert 1 <= metrics["rollout/dynamic_sampling/rounds"] <= 2
     assert 0 <= metrics["rollout/dynamic_sampling/informative_groups"] <= 4
     assert not os.path.exists(tmp_path / "reference_hf")
+
+
+def test_alignment_only_draws_from_a_fixed_pool(cache, tmp_path):
+    """alpha = 0: every prompt is an alignment task from the pool of traced references."""
+    config = small_config(cache, tmp_path, steps=1)
+    mixture = config_lib.MixtureConfig(alpha=0.0)
+    config = dataclasses.replace(
+        config,
+        alignment=dataclasses.replace(config.alignment, mixture=mixture),
+        warm_start=config_lib.WarmStartConfig(steps=0),
+        train=config.train.replace(kl_coef=0.0),
+    )
+    loop.run(config)
+    metrics = read(tmp_path)[0]
+    assert metrics["rollout/mix/code_prompts"] == 0
+    assert metrics["rollout/mix/align_prompts"] == 4
+    assert math.isfinite(metrics["train/loss"])

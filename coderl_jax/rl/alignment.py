@@ -262,6 +262,28 @@ def select_variables(
 # ------------------------------------------------------------------------------ conversion
 
 
+def reference_tasks(
+    problems: Sequence[Any],
+    run_batch: Callable[[list], list],
+    *,
+    step: int,
+    config: AlignmentConfig = AlignmentConfig(),
+    count_tokens: Callable[[str], int] | None = None,
+) -> tuple[list[AlignmentTask], dict[str, int]]:
+    """Alignment tasks from problems' reference solutions, run on their first test input
+    (warm-start examples; the fixed pool of ``alignment_only``). Problems without a
+    reference or without an input (assert tests) are skipped."""
+    candidates = []
+    for problem in problems:
+        kind, stdin, call = first_test_input(problem.tests)
+        if problem.reference_solution and kind != "none":
+            program = problem.reference_solution
+            candidates.append(CodeRollout(problem.id, program, 1.0, kind, stdin, call, "ok", ""))
+    return failures_to_tasks(
+        candidates, run_batch, step=step, config=config, count_tokens=count_tokens
+    )
+
+
 def _default_job_factory() -> Callable[..., Any]:
     from coderl_jax.execution import Job
 

@@ -26,12 +26,7 @@ from jax.sharding import Mesh
 from coderl_jax.config import WarmStartConfig
 from coderl_jax.data.problems import Problem
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.rl.alignment import (
-    AlignmentConfig,
-    CodeRollout,
-    failures_to_tasks,
-    first_test_input,
-)
+from coderl_jax.rl.alignment import AlignmentConfig, reference_tasks
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt
 from coderl_jax.train import state as state_lib
 from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch, device_put_batch
@@ -74,17 +69,8 @@ def warm_start_examples(
     wanted = int(round(len(examples) * alignment_fraction / max(1e-9, 1 - alignment_fraction)))
     if wanted:
         chosen = rng.choice(len(with_refs), size=min(wanted, len(with_refs)), replace=False)
-        candidates = []
-        for i in chosen:
-            p = with_refs[int(i)]
-            kind, stdin, call = first_test_input(p.tests)
-            if kind == "none":
-                continue
-            candidates.append(
-                CodeRollout(p.id, p.reference_solution, 1.0, kind, stdin, call, "ok", "")
-            )
-        tasks, conversion_counts = failures_to_tasks(
-            candidates, run_batch, step=-1, config=conversion
+        tasks, conversion_counts = reference_tasks(
+            [with_refs[int(i)] for i in chosen], run_batch, step=-1, config=conversion
         )
         for task in tasks:
             response = encode(task.reference_answer() + end_of_turn)
