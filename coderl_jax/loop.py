@@ -11,6 +11,11 @@ Per RL step (reads top to bottom in `run`):
    failed programs into alignment tasks (one traced sandbox batch) for later steps;
 5. metrics (read one step late), samples, periodic evaluation, checkpoint.
 
+Timing metrics (``time/*``) are host wall-clock per phase. ``time/device_wait_fraction`` is
+an estimate: the share of the step spent executing the last chunk's programs, the one phase
+where only the (short) reference forward can run on the device; it does not count host work
+that outlasts the asynchronous update.
+
 Before RL: build/load the model, optional supervised warm start (tiny default), and an
 evaluation; after: evaluation, summary table, reward plot, optional HF export. A run
 restarted on the same workdir resumes from its latest checkpoint (warm start and the

@@ -10,22 +10,8 @@ from coderl_jax.data.mixture import (
     mixture_mode,
     plan_mixture,
 )
-from coderl_jax.rl.alignment import AlignmentTask
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
-
-
-def make_task(problem_id: str, step: int, i: int) -> AlignmentTask:
-    return AlignmentTask(
-        program=f"y = {i}\nprint(y)\n",
-        input_kind="stdin",
-        stdin="",
-        call=None,
-        variables=("y",),
-        labels={"y": i},
-        expected_output=f"{i}\n",
-        problem_id=problem_id,
-        step=step,
-    )
+from tests.rl.test_alignment_buffer import make_task
 
 
 @pytest.mark.parametrize(
@@ -124,7 +110,7 @@ def test_draw_grpo_and_alignment_only(tmp_path):
         raise AssertionError("alignment_only must not ask for code prompts")
 
     only = draw_mixed_batch(4, MixtureConfig(alpha=0.0, sampling="random"), no_code, pool, rng)
-    assert only.code == [] and sorted(t.labels["y"] for t in only.align) == [0, 1, 2, 99]
+    assert only.code == [] and sorted(t.labels["x"] for t in only.align) == [0, 1, 2, 99]
     with pytest.raises(ValueError, match="no tasks"):
         load_alignment_pool([])
 
