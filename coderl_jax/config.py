@@ -19,6 +19,7 @@ import typing
 from typing import Any
 
 from coderl_jax.data.mixture import MixtureConfig
+from coderl_jax.data.synthetic import check_trained_families
 from coderl_jax.models.tiny import TinyModelSpec
 from coderl_jax.rl.alignment import AlignmentConfig
 from coderl_jax.rl.rewards import ALIGNMENT_REWARD_MODES
@@ -62,11 +63,17 @@ class DataConfig:
     seed: int = 0  # shuffling seed of the prompt iterator
     # coderl_synthetic only: (train, validation, test, test_heldout_families) problem counts.
     synthetic_sizes: tuple[int, int, int, int] = (20000, 500, 500, 200)
+    # coderl_synthetic only: trained families to draw problems from (empty: all).
+    synthetic_families: tuple[str, ...] = ()
     eval_split: str = "test"  # split of `dataset` that in-training evaluation uses
 
     def __post_init__(self):
         _check(self.max_prompt_tokens >= 8, "max_prompt_tokens", "must be >= 8")
         _check(len(self.synthetic_sizes) == 4, "synthetic_sizes", "needs 4 counts")
+        try:
+            check_trained_families(self.synthetic_families)
+        except ValueError as e:
+            raise ValueError(f"synthetic_families: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,6 +89,11 @@ F.DEFINE_list(
     [str(n) for n in _D.DataConfig.synthetic_sizes],
     "coderl_synthetic train,validation,test,heldout sizes.",
 )
+F.DEFINE_list(
+    "synthetic_families",
+    [],
+    "coderl_synthetic: trained families to draw problems from (default: all 62).",
+)
 
 # ---------------------------------------------------------------- rollout
 F.DEFINE_integer(
@@ -249,6 +254,7 @@ def config_from_flags() -> config_lib.Config:
             skip_bad_rows=FLAGS.skip_bad_rows,
             seed=FLAGS.seed,
             synthetic_sizes=tuple(int(x) for x in FLAGS.synthetic_sizes),
+            synthetic_families=tuple(FLAGS.synthetic_families),
         ),
         rollout=config_lib.RolloutConfig(
             prompts_per_step=FLAGS.prompts_per_step,

@@ -28,6 +28,7 @@ def test_json_round_trip_preserves_nested_sections(tmp_path):
         (lambda: config_lib.RolloutConfig(prompts_per_step=6, overlap_chunks=4), "overlap_chunks"),
         (lambda: config_lib.RolloutConfig(alignment_reward_mode="x"), "alignment_reward_mode"),
         (lambda: config_lib.DataConfig(max_prompt_tokens=2), "max_prompt_tokens"),
+        (lambda: config_lib.DataConfig(synthetic_families=("water_tank",)), "synthetic_families"),
         (lambda: config_lib.RunConfig(mesh=(1, 2)), "mesh"),
         (
             lambda: config_lib.WarmStartConfig(alignment_fraction=2.0),

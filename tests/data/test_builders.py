@@ -58,6 +58,16 @@ def test_synthetic_builds_configured_sizes_identical_to_generator(tmp_path):
         assert loaded == synthetic.generate_problems(split, size, seed=5)
 
 
+def test_synthetic_family_subset_is_its_own_config(tmp_path):
+    subset = ("add_constant", "count_char")
+    config = synthetic_config(4, 2, 2, 1, families=subset)
+    assert config.name != synthetic_config(4, 2, 2, 1).name
+    assert config.name == synthetic_config(4, 2, 2, 1, families=subset[::-1]).name
+    loaded = load_problems("coderl_synthetic", "train", tmp_path, config=config)
+    assert loaded == synthetic.generate_problems("train", 4, seed=0, families=subset)
+    assert {p.family for p in loaded} == set(subset)
+
+
 def test_synthetic_default_config_sizes():
     sizes = tfds.builder_cls("coderl_synthetic").BUILDER_CONFIGS[0].sizes()
     assert sizes == {"train": 20000, "validation": 500, "test": 500, "test_heldout_families": 200}

@@ -184,3 +184,17 @@ def test_bad_arguments_raise():
         generate_problems("train", -1, seed=0)
     assert generate_problems("test", 0, seed=0) == []
     assert set(SPLITS) == {"train", "validation", "test", "test_heldout_families"}
+
+
+def test_family_subset_keeps_split_ownership_and_cycles_over_the_subset():
+    subset = ("add_constant", "count_char", "clamp")
+    problems = generate_problems("test", 9, seed=0, families=subset)
+    assert collections.Counter(p.family for p in problems) == {f: 3 for f in subset}
+    assert all(statement_split(p.family, p.statement) == "test" for p in problems)
+    assert generate_problems("test", 9, seed=0, families=subset) == problems
+    # The held-out split ignores the subset: its families are never trained anyway.
+    heldout = generate_problems("test_heldout_families", 8, seed=0, families=subset)
+    assert heldout == generate_problems("test_heldout_families", 8, seed=0)
+    for bad in [("no_such_family",), ("water_tank",), ("clamp", "clamp")]:
+        with pytest.raises(ValueError, match="distinct names of trained families"):
+            generate_problems("train", 1, seed=0, families=bad)

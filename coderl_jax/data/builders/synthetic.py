@@ -1,8 +1,8 @@
 """``coderl_synthetic``: the embedded procedurally generated dataset as a TFDS dataset.
 
-The examples are exactly ``coderl_jax.data.synthetic.generate_problems(split, size, seed)``
-(row ``index`` = position in that list), so the dataset version is the generator's
-``VERSION``. Sizes and seed live in a ``SyntheticConfig``; each distinct config is its own
+The examples are exactly ``coderl_jax.data.synthetic.generate_problems(split, size, seed,
+num_tests, families)`` (row ``index`` = position in that list), so the dataset version is the
+generator's ``VERSION``. Sizes, seed and family subset live in a ``SyntheticConfig``; each distinct config is its own
 TFDS config directory. ``DEFAULT_CONFIG`` (train 20000 / validation 500 / test 500 /
 test_heldout_families 200, seed 0) is the tiny CPU run's dataset; ``synthetic_config(...)``
 makes others (tests build a few dozen problems).
@@ -11,6 +11,7 @@ makes others (tests build a few dozen problems).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import tensorflow_datasets as tfds
 
@@ -20,7 +21,8 @@ from coderl_jax.data.builders.base import RecordBuilder
 
 @dataclasses.dataclass(eq=False)
 class SyntheticConfig(tfds.core.BuilderConfig):
-    """Split sizes, generation seed and tests per problem of one ``coderl_synthetic`` build."""
+    """Split sizes, generation seed, tests per problem and family subset (empty: all) of one
+    ``coderl_synthetic`` build."""
 
     train: int = 20000
     validation: int = 500
@@ -28,6 +30,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     test_heldout_families: int = 200
     seed: int = 0
     num_tests: int = synthetic.DEFAULT_NUM_TESTS
+    families: tuple[str, ...] = ()
 
     def sizes(self) -> dict[str, int]:
         """``{split: number of problems}`` for every split in ``synthetic.SPLITS``."""
@@ -41,9 +44,11 @@ def synthetic_config(
     test_heldout_families: int,
     seed: int = 0,
     num_tests: int = synthetic.DEFAULT_NUM_TESTS,
+    families: tuple[str, ...] = (),
 ) -> SyntheticConfig:
     """A config named after its sizes and seed (``t<train>_v<val>_e<test>_h<heldout>_s<seed>``,
-    plus ``_n<num_tests>`` when not the default), so different sizes never share a directory."""
+    plus ``_n<num_tests>`` when not the default and ``_f<count>x<hash>`` for a family subset),
+    so different builds never share a directory."""
     for name, value in [("train", train), ("validation", validation), ("test", test)]:
         if value < 0:
             raise ValueError(f"synthetic_config: {name} size must be >= 0, got {value}")
@@ -52,6 +57,10 @@ def synthetic_config(
     name = f"t{train}_v{validation}_e{test}_h{test_heldout_families}_s{seed}"
     if num_tests != synthetic.DEFAULT_NUM_TESTS:
         name += f"_n{num_tests}"
+    if families:
+        synthetic.check_trained_families(tuple(families))
+        digest = hashlib.sha256(",".join(sorted(families)).encode()).hexdigest()[:8]
+        name += f"_f{len(families)}x{digest}"
     return SyntheticConfig(
         name=name,
         version=synthetic.VERSION,
@@ -62,6 +71,7 @@ def synthetic_config(
         test_heldout_families=test_heldout_families,
         seed=seed,
         num_tests=num_tests,
+        families=tuple(families),
     )
 
 
@@ -85,6 +95,8 @@ class CoderlSynthetic(RecordBuilder):
         }
 
     def _rows(self, split: str, size: int, config: SyntheticConfig):
-        problems = synthetic.generate_problems(split, size, config.seed, config.num_tests)
+        problems = synthetic.generate_problems(
+            split, size, config.seed, config.num_tests, config.families
+        )
         for index, problem in enumerate(problems):
             yield index, "<generator>", index, lambda p=problem: (p.id, p.to_json_str())

@@ -17,6 +17,10 @@ Within a split, problem ``i`` is drawn from its own ``random.Random`` seeded wit
 families, so families are balanced, and ``generate_problems(s, n, seed)`` is a prefix of
 ``generate_problems(s, n + m, seed)``. Duplicate instances (same statement and tests) within a
 split are redrawn. Changing any family or this procedure must bump ``VERSION``.
+
+``families=`` restricts the instance splits to a subset of the trained families (a smaller
+curriculum, as the tiny CPU default uses); a statement still belongs to the same split, so
+subsets never leak test statements into training. The held-out split ignores it.
 """
 
 from __future__ import annotations
@@ -98,7 +102,11 @@ def statement_split(family_name: str, statement: str) -> str:
 
 
 def generate_problems(
-    split: str, num_problems: int, seed: int, num_tests: int = DEFAULT_NUM_TESTS
+    split: str,
+    num_problems: int,
+    seed: int,
+    num_tests: int = DEFAULT_NUM_TESTS,
+    families: tuple[str, ...] = (),
 ) -> list[Problem]:
     """``num_problems`` synthetic problems of ``split``, deterministic in all arguments.
 
@@ -107,6 +115,8 @@ def generate_problems(
       num_problems: how many problems (>= 0).
       seed: generation seed; the split a statement belongs to does not depend on it.
       num_tests: tests per problem (>= 6 keeps the dataset contract).
+      families: names of trained (not held-out) families to draw the train/validation/test
+        splits from; empty: all of them. ``test_heldout_families`` ignores it.
 
     Returns:
       Problems with ids ``synthetic/<split>/<index>``, a reference solution, ``family`` set and
@@ -117,12 +127,15 @@ def generate_problems(
         raise ValueError(f"num_problems must be >= 0, got {num_problems}")
     if num_tests < 1:
         raise ValueError(f"num_tests must be >= 1, got {num_tests}")
-    families = list(families_of_split(split))
-    random.Random(f"{VERSION}:{seed}:{split}:family-order").shuffle(families)
+    split_families = list(families_of_split(split))
+    if families and split != "test_heldout_families":
+        check_trained_families(families)
+        split_families = [f for f in split_families if f.name in families]
+    random.Random(f"{VERSION}:{seed}:{split}:family-order").shuffle(split_families)
     problems: list[Problem] = []
     seen: set[tuple] = set()
     for index in range(num_problems):
-        family = families[index % len(families)]
+        family = split_families[index % len(split_families)]
         rng = random.Random(f"{VERSION}:{seed}:{split}:{index}")
         for _ in range(MAX_DRAWS_PER_PROBLEM):
             inst = draw_instance(family, rng, num_tests)
@@ -153,6 +166,17 @@ def generate_problems(
             )
         )
     return problems
+
+
+def check_trained_families(names: tuple[str, ...]) -> None:
+    """Raises unless ``names`` are distinct, known and not held out."""
+    unknown = sorted(set(names) - set(_BY_NAME))
+    held_out = sorted(set(names) & set(HELDOUT_FAMILIES))
+    if unknown or held_out or len(set(names)) != len(names):
+        raise ValueError(
+            f"synthetic families must be distinct names of trained families; unknown: {unknown}, "
+            f"held out: {held_out}, given: {list(names)}"
+        )
 
 
 def _check_split(split: str) -> None:
