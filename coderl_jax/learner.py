@@ -98,9 +98,7 @@ def load_problems(config: Config, split: str) -> list:
     data = config.data
     builder_config = None
     if data.dataset == "coderl_synthetic":
-        builder_config = synthetic_config(
-            *data.synthetic_sizes, families=data.synthetic_families
-        )
+        builder_config = synthetic_config(*data.synthetic_sizes, families=data.synthetic_families)
     problems = sources.load_problems(
         data.dataset,
         split,
