@@ -92,6 +92,8 @@ def run(config: Config) -> dict[str, float]:
 
 
 def _evaluate(learner: Learner, pool, problems, step: int, writer) -> dict[str, float]:
+    # Multi-process: every process evaluates all the problems (each call's prompts are its
+    # share of the sampler's rows), so every process gets the same metrics.
     config = learner.config
     sampling = dataclasses.replace(
         learner.sampler.config,

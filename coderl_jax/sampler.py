@@ -402,7 +402,7 @@ class Sampler:
             rows = tokens_PxS.shape[0] * num_samples * jax.process_count()
             if rows % divisor:
                 raise ValueError(
-                    f"prompts x num_samples = {rows} rows must be a multiple of the "
+                    f"prompts x num_samples x processes = {rows} rows must be a multiple of the "
                     f"{divisor} devices on the mesh batch axes {mesh_lib.BATCH_AXES}"
                 )
             if jax.process_count() > 1:  # this process's prompts: its share of the rows
