@@ -78,7 +78,10 @@ def check_config(config: Config, num_devices: int) -> None:
 def _model_dir(config: Config) -> str:
     if config.model.hf_dir:
         return os.path.expanduser(config.model.hf_dir)
-    return tiny.build_tiny_model(os.path.expanduser(config.model.tiny_dir), config.model.tiny)
+    return mesh_lib.on_process_zero_first(
+        lambda: tiny.build_tiny_model(os.path.expanduser(config.model.tiny_dir), config.model.tiny),
+        "tiny model built",
+    )
 
 
 def model_overrides(config: Config) -> dict:
@@ -99,13 +102,16 @@ def load_problems(config: Config, split: str) -> list:
     builder_config = None
     if data.dataset == "coderl_synthetic":
         builder_config = synthetic_config(*data.synthetic_sizes, families=data.synthetic_families)
-    problems = sources.load_problems(
-        data.dataset,
-        split,
-        os.path.expanduser(data.data_dir),
-        manual_dir=os.path.expanduser(data.manual_dir) if data.manual_dir else None,
-        config=builder_config,
-        skip_bad_rows=data.skip_bad_rows,
+    problems = mesh_lib.on_process_zero_first(
+        lambda: sources.load_problems(
+            data.dataset,
+            split,
+            os.path.expanduser(data.data_dir),
+            manual_dir=os.path.expanduser(data.manual_dir) if data.manual_dir else None,
+            config=builder_config,
+            skip_bad_rows=data.skip_bad_rows,
+        ),
+        f"dataset {data.dataset}/{split} prepared",
     )
     if not problems:
         raise ValueError(f"dataset {data.dataset} split {split} is empty")

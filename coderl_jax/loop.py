@@ -92,6 +92,8 @@ def run(config: Config) -> dict[str, float]:
 
 
 def _evaluate(learner: Learner, pool, problems, step: int, writer) -> dict[str, float]:
+    # Multi-process: every process evaluates all the problems (each call's prompts are its
+    # share of the sampler's rows), so every process gets the same metrics.
     config = learner.config
     sampling = dataclasses.replace(
         learner.sampler.config,
@@ -178,6 +180,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     train_step = make_train_step(learner.model_config, config.train, mesh)
     reference = None
     if config.train.uses_reference:
+        mesh_lib.sync_processes("reference_hf written")  # process 0 wrote it
         ref_dir = os.path.join(learner.workdir, REFERENCE_DIR)
         ref_dir = ref_dir if os.path.isdir(ref_dir) else learner.hf_dir
         _, ref_params = hf_io.load_pretrained(
@@ -205,7 +208,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             rng = np.random.default_rng([config.run.seed, step])
             key = jax.random.fold_in(base_key, step)
             mixed = draw_mixed_batch(
-                rollout_cfg.prompts_per_step,
+                iterator.local_batch_size,  # this process's share of the B prompts
                 config.alignment.mixture,
                 lambda n: next(iterator)[:n],
                 pool_source if alignment_only else learner.buffer,

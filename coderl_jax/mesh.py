@@ -13,7 +13,8 @@ Multi-host runs use JAX's own multi-controller runtime: every process calls
 `initialize_distributed` (explicit coordinator/process arguments, ``JAX_COORDINATOR_ADDRESS``
 / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` environment variables, or a detected SLURM /
 Cloud TPU / Open MPI environment), builds the same mesh over all processes' devices and
-feeds only its own rows of each batch (`global_batch_array`).
+feeds only its own rows of each batch (`global_batch_array`) and reads back only its own
+rows of each result (`local_rows`).
 """
 
 from __future__ import annotations
@@ -154,9 +155,9 @@ def initialize_distributed(
 ) -> bool:
     """Starts JAX's multi-process runtime when this is one process of several.
 
-    Explicit arguments win; otherwise ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID`` are read, and JAX's own cluster detection (SLURM, Cloud TPU VM,
-    Open MPI) fills what is missing. With none of these set (a single process, the laptop
+    Explicit arguments win; otherwise ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+    ``JAX_PROCESS_ID`` and ``JAX_LOCAL_DEVICE_IDS`` (comma-separated) are read, and JAX's own
+    cluster detection (SLURM, Cloud TPU VM, Open MPI) fills what is missing. With none of these set (a single process, the laptop
     and test default) nothing happens. Must run before any other JAX call.
 
     Returns:
@@ -166,6 +167,10 @@ def initialize_distributed(
         num_processes = int(os.environ["JAX_NUM_PROCESSES"])
     if process_id is None and os.environ.get("JAX_PROCESS_ID"):
         process_id = int(os.environ["JAX_PROCESS_ID"])
+    if local_device_ids is None and os.environ.get("JAX_LOCAL_DEVICE_IDS"):
+        # One process driving several GPUs under SLURM (JAX would otherwise give each
+        # process only the GPU numbered SLURM_LOCALID); see launch/slurm_gpu.sbatch.
+        local_device_ids = [int(i) for i in os.environ["JAX_LOCAL_DEVICE_IDS"].split(",")]
     explicit = coordinator_address is not None or num_processes is not None
     slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1"))
     in_cluster = any(name in os.environ for name in _CLUSTER_ENV_MARKERS)
@@ -187,6 +192,29 @@ def initialize_distributed(
         jax.device_count(),
     )
     return True
+
+
+def sync_processes(name: str) -> None:
+    """Barrier: every process waits here until all have arrived (no-op with one process).
+
+    For files that process 0 writes and the others then read (shared caches, the
+    reference policy)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def on_process_zero_first(build, name: str):
+    """``build()`` on process 0, then on the others once it is done: a cache that several
+    processes would otherwise write at once (the tiny model, a TFDS dataset) is built
+    once and only read by the rest (or rebuilt where hosts do not share a disk)."""
+    if jax.process_index() == 0:
+        result = build()
+    sync_processes(name)
+    if jax.process_index() != 0:
+        result = build()
+    return result
 
 
 def global_batch_array(local_rows: np.ndarray, mesh: Mesh) -> jax.Array:
@@ -211,3 +239,20 @@ def global_batch_array(local_rows: np.ndarray, mesh: Mesh) -> jax.Array:
     sharding = batch_sharding(mesh, local_rows.ndim)
     global_shape = (global_rows, *local_rows.shape[1:])
     return jax.make_array_from_process_local_data(sharding, local_rows, global_shape)
+
+
+def local_rows(x: jax.Array | np.ndarray) -> np.ndarray:
+    """This process's rows of a row-sharded global array, as numpy (the inverse of
+    `global_batch_array`).
+
+    With one process, or for an array every process holds whole (replicated), this is
+    ``np.asarray(x)``. Otherwise the addressable shards are ordered by their first row and
+    shards holding the same rows (replicas over the tensor axis) are kept once.
+    """
+    if not isinstance(x, jax.Array) or x.is_fully_addressable or x.is_fully_replicated:
+        return np.asarray(x)
+    by_first_row: dict[int, jax.Array] = {}
+    for shard in x.addressable_shards:
+        rows = shard.index[0] if shard.index else slice(None)
+        by_first_row.setdefault(rows.start or 0, shard.data)
+    return np.concatenate([np.asarray(by_first_row[k]) for k in sorted(by_first_row)], axis=0)

@@ -390,17 +390,25 @@ class Sampler:
     def sample_padded(
         self, params, tokens_PxS, mask_PxS, num_samples: int, key: jax.Array
     ) -> SampleOutput:
-        """Like `sample` for prompts already left-padded to a fixed width."""
+        """Like `sample` for prompts already left-padded to a fixed width.
+
+        Multi-process: each process passes its own prompts (the same number on every
+        process) and reads its rows of the output with `coderl_jax.mesh.local_rows`.
+        """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if self.mesh is not None:
             divisor = mesh_lib.batch_divisor(self.mesh)
-            rows = tokens_PxS.shape[0] * num_samples
+            rows = tokens_PxS.shape[0] * num_samples * jax.process_count()
             if rows % divisor:
                 raise ValueError(
-                    f"prompts x num_samples = {rows} rows must be a multiple of the "
+                    f"prompts x num_samples x processes = {rows} rows must be a multiple of the "
                     f"{divisor} devices on the mesh batch axes {mesh_lib.BATCH_AXES}"
                 )
+            if jax.process_count() > 1:  # this process's prompts: its share of the rows
+                tokens_PxS = mesh_lib.global_batch_array(tokens_PxS, self.mesh)
+                mask_PxS = mesh_lib.global_batch_array(mask_PxS, self.mesh)
+                return self._generate(params, tokens_PxS, mask_PxS, key, num_samples=num_samples)
             # Prompts shard with the rows when they divide evenly, else every device holds all.
             prompt_sharding = (
                 mesh_lib.batch_sharding(self.mesh, 2)

@@ -12,3 +12,14 @@ if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "
     ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def scaled_down_cache(tmp_path_factory):
+    """The scaled-down tiny model (built once per session) and a shared TFDS data_dir."""
+    from tests import scaled_down
+
+    return scaled_down.build_cache(str(tmp_path_factory.mktemp("scaled_down_cache")))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
+from coderl_jax import mesh as mesh_lib
 from coderl_jax.data.problems import Problem
 from coderl_jax.rl import rewards
 from coderl_jax.rl.rollout import code_prompt
@@ -60,7 +61,9 @@ def evaluate_code_generation(
         padded = chunk + [chunk[0]] * (prompts_per_call - len(chunk))
         key, sub = jax.random.split(key)
         out = sampler.sample(params, [i.token_ids for i in padded], num_samples, sub)
-        tokens, lengths = np.asarray(out.completion_tokens), np.asarray(out.completion_lengths)
+        tokens, lengths = (
+            mesh_lib.local_rows(x) for x in (out.completion_tokens, out.completion_lengths)
+        )
         n_real = len(chunk) * num_samples
         completions = [
             tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True)

@@ -147,7 +147,7 @@ class RolloutRunner:
         ref_future = None
         for c in range(num_chunks):
             t0 = time.perf_counter()
-            out = jax.tree.map(np.asarray, pending)  # waits for chunk c only
+            out = jax.tree.map(mesh_lib.local_rows, pending)  # waits for chunk c only
             times["generate"] += time.perf_counter() - t0
             if c + 1 < num_chunks:
                 pending = dispatch(c + 1)  # runs on the device while chunk c executes
@@ -185,7 +185,7 @@ class RolloutRunner:
         ref = None
         if ref_future is not None:
             t0 = time.perf_counter()
-            ref = np.asarray(ref_future, np.float32)
+            ref = mesh_lib.local_rows(ref_future).astype(np.float32)
             times["reference"] += time.perf_counter() - t0
         batch = TrainBatch(
             tokens=out.tokens.astype(np.int32),
@@ -209,7 +209,8 @@ class RolloutRunner:
         """``overlap_chunks`` when each chunk's rows still spread evenly over the mesh."""
         chunks = self.config.overlap_chunks
         divisor = 1 if self.sampler.mesh is None else mesh_lib.batch_divisor(self.sampler.mesh)
-        if num_prompts % chunks or (num_prompts // chunks * self.config.num_samples) % divisor:
+        rows_per_chunk = num_prompts // chunks * self.config.num_samples * jax.process_count()
+        if num_prompts % chunks or rows_per_chunk % divisor:
             return 1
         return chunks
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from jax.sharding import Mesh
 
+from coderl_jax import mesh as mesh_lib
 from coderl_jax.config import WarmStartConfig
 from coderl_jax.data.problems import Problem
 from coderl_jax.models.config import ModelConfig
@@ -182,8 +183,8 @@ def run_warm_start(
         width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
         batch = device_put_batch(pack_examples(rows, width, pad_id), mesh)
         if step % log_every == 0 or step == config.steps - 1:
-            logp = np.asarray(logprobs_fn(state.params, batch))
-            mask = np.asarray(batch.loss_mask)
+            logp = mesh_lib.local_rows(logprobs_fn(state.params, batch))
+            mask = mesh_lib.local_rows(batch.loss_mask)
             nll = float(-(logp * mask).sum() / mask.sum())
             history.append({"warm_start/step": step, "warm_start/nll": nll})
             elapsed = time.perf_counter() - start
