@@ -50,7 +50,9 @@ class DataOptions:
     manual_dir: str | None = None  # user-provided files of the LiveCodeBench/LeetCode sets
     synthetic: SyntheticConfig = DEFAULT_CONFIG  # coderl_synthetic sizes and seed
     skip_bad_rows: bool = False  # skip (count) malformed manual rows instead of raising
-    num_problems: int = 0  # first N problems (reasoning: items per source); 0: all
+    # First N problems (reasoning: first N items per source, HumanEval-derived ones from the
+    # first N problems); 0: all.
+    num_problems: int = 0
     timeout_s: float = 5.0  # sandbox limit per run when labels are computed
 
 
@@ -146,9 +148,9 @@ def _reasoning_source(source: str, data: DataOptions, run_batch) -> tuple[list, 
         problems = _first(_problems("coderl_synthetic", "test", data), data)
         return derived.synthetic_items(problems, run_batch, data.timeout_s)
     task = {"humaneval_exec": "code_execution", "humaneval_testoutput": "test_output"}[source]
-    items, counts = derived.humaneval_items(
-        _problems("humaneval", "test", data), task, run_batch, data.timeout_s
-    )
+    # The first N problems give at least N items unless most of their asserts are skipped.
+    problems = _first(_problems("humaneval", "test", data), data)
+    items, counts = derived.humaneval_items(problems, task, run_batch, data.timeout_s)
     return _first(items, data), {**counts, "items": len(_first(items, data))}
 
 

@@ -75,8 +75,8 @@ def score_code_generation(
         programs, [p.tests for p, _, _ in rows], check_batch, timeout_s
     )
     outcomes = [PROMPT_TOO_LONG if c is None else o for (_, _, c), o in zip(rows, outcomes)]
-    correct = collections.Counter(p.id for (p, _, _), o in zip(rows, outcomes) if o == "passed")
-    metrics = pass_at_k_metrics([correct[p.id] for p in problems], n, ks)
+    correct_P = np.reshape([o == "passed" for o in outcomes], (len(problems), n)).sum(axis=1)
+    metrics = pass_at_k_metrics(correct_P, n, ks)
     counts = collections.Counter(outcomes)
     metrics.update({f"outcome/{o}": v / max(len(rows), 1) for o, v in sorted(counts.items())})
     records = [

@@ -10,12 +10,16 @@ and for class-based problems they need a ``class Solution``. ``leetcode_program`
 * when the code defines no ``class Solution`` but a top-level function named like the
   method, a ``Solution`` class whose method forwards to that function is appended (passing
   the instance along when the function's first parameter is ``self``, i.e. a method copied
-  out of its class).
+  out of its class);
+* for ``leetcode_contest`` problems (``method`` given), the tests' entry point
+  ``SOLUTION_CALL_SOURCE`` (see ``coderl_jax.data.builders.leetcode``) is appended last.
 """
 
 from __future__ import annotations
 
 import ast
+
+from coderl_jax.data.builders.leetcode import SOLUTION_CALL_SOURCE
 
 IMPORT_PRELUDE = """\
 import bisect
@@ -51,15 +55,18 @@ def _top_level(code: str) -> tuple[set[str], dict[str, ast.FunctionDef]]:
 
 
 def leetcode_program(code: str, method: str | None) -> str:
-    """``code`` with the import prelude and, if needed, a forwarding ``class Solution``."""
+    """``code`` with the import prelude and, for a LeetCode contest problem (``method``
+    given), a forwarding ``class Solution`` if needed and the tests' entry point."""
     program = f"{IMPORT_PRELUDE}\n{code}"
-    classes, functions = _top_level(code)
-    if method is None or "Solution" in classes or method not in functions:
+    if method is None:
         return program
-    params = functions[method].args.posonlyargs + functions[method].args.args
-    receiver = "self, " if params and params[0].arg == "self" else ""
-    return (
-        f"{program.rstrip()}\n\n\nclass Solution:\n"
-        f"    def {method}(self, *args, **kwargs):\n"
-        f"        return {method}({receiver}*args, **kwargs)\n"
-    )
+    classes, functions = _top_level(code)
+    if "Solution" not in classes and method in functions:
+        params = functions[method].args.posonlyargs + functions[method].args.args
+        receiver = "self, " if params and params[0].arg == "self" else ""
+        program = (
+            f"{program.rstrip()}\n\n\nclass Solution:\n"
+            f"    def {method}(self, *args, **kwargs):\n"
+            f"        return {method}({receiver}*args, **kwargs)\n"
+        )
+    return program.rstrip("\n") + "\n" + SOLUTION_CALL_SOURCE

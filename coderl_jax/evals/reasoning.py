@@ -32,10 +32,10 @@ def score_reasoning(
     if len(completions) != len(items):
         raise ValueError(f"{len(completions)} completion lists for {len(items)} items")
     n = len(completions[0]) if completions else 1
-    correct = collections.Counter()
+    correct_I = [0] * len(items)
     verdicts = collections.Counter()
     records = []
-    for item, samples in zip(items, completions):
+    for i, (item, samples) in enumerate(zip(items, completions)):
         if len(samples) != n:
             raise ValueError(f"every item needs the same number of completions ({n})")
         for sample, completion in enumerate(samples):
@@ -44,7 +44,7 @@ def score_reasoning(
             else:
                 judgement = judge(item, completion)
                 answer, verdict, ok = judgement.answer, judgement.verdict, judgement.correct
-            correct[item.id] += ok
+            correct_I[i] += ok
             verdicts[verdict] += 1
             records.append(
                 {
@@ -58,11 +58,11 @@ def score_reasoning(
                     "passed": ok,
                 }
             )
-    metrics = pass_at_k_metrics([correct[i.id] for i in items], n, ks)
-    sources = sorted({i.source for i in items})
+    metrics = pass_at_k_metrics(correct_I, n, ks)
+    sources = sorted({item.source for item in items})
     if len(sources) > 1:
         for source in sources:
-            these = [correct[i.id] for i in items if i.source == source]
+            these = [c for c, item in zip(correct_I, items) if item.source == source]
             for name, value in pass_at_k_metrics(these, n, ks).items():
                 metrics[f"{source}/{name}"] = value
     total = max(sum(verdicts.values()), 1)
