@@ -68,8 +68,17 @@ def _is_run_workdir(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "checkpoints"))
 
 
+def _run_config(path: str):
+    """The run's Config when ``path`` is a run workdir, else None."""
+    if not _is_run_workdir(path):
+        return None
+    from coderl_jax.learner import CONFIG_FILE
+
+    return config_lib.Config.load(os.path.join(path, CONFIG_FILE))
+
+
 def _load_model(path: str):
-    """(run Config or None, params, model_config, tokenizer, special tokens, mesh)."""
+    """(params, model_config, tokenizer, special tokens, mesh) of a run workdir or HF dir."""
     from coderl_jax import mesh as mesh_lib
     from coderl_jax.learner import load
     from coderl_jax.models import hf_io
@@ -78,10 +87,8 @@ def _load_model(path: str):
 
     if _is_run_workdir(path):
         learner = load(path)
-        params = learner.state.params
         return (
-            learner.config,
-            params,
+            learner.state.params,
             learner.model_config,
             learner.tokenizer,
             learner.special,
@@ -97,7 +104,7 @@ def _load_model(path: str):
     model_config, params = hf_io.load_pretrained(path, shardings=shardings)
     tokenizer = tokenizer_lib.load_tokenizer(path)
     special = tokenizer_lib.special_tokens(tokenizer, path, model_config.eos_token_id)
-    return None, params, model_config, tokenizer, special, mesh
+    return params, model_config, tokenizer, special, mesh
 
 
 def _data_options(run_config):
@@ -186,16 +193,16 @@ def main(argv: list[str]) -> None:
         check_names(FLAGS.benchmarks)
     except ValueError as e:
         raise app.UsageError(f"--benchmarks: {e}") from e
-    model = None if FLAGS.oracle else _load_model(os.path.expanduser(FLAGS.checkpoint))
-    data = _data_options(model[0] if model else None)
-    complete = None if FLAGS.oracle else _completer(*model[1:])
+    checkpoint = os.path.expanduser(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    data = _data_options(_run_config(checkpoint) if checkpoint else None)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     results: dict[str, dict] = {}
     with SandboxPool(num_workers=FLAGS.num_sandbox_workers) as pool:
-        try:  # every benchmark's data first: a missing file stops the run before sampling
+        try:  # every benchmark's data first: a missing file stops the run before the model
             loaded = [load_benchmark(name, data, pool.run_batch) for name in FLAGS.benchmarks]
         except ManualDataMissingError as e:
             sys.exit(f"error: {e}")
+        complete = None if FLAGS.oracle else _completer(*_load_model(checkpoint))
         for i, benchmark in enumerate(loaded):
             start = time.perf_counter()
             key = jax.random.key(FLAGS.seed + i)
