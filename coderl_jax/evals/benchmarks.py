@@ -58,6 +58,8 @@ class DataOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
+    """A benchmark's name, its kind (what is scored) and where its items come from."""
+
     name: str
     kind: str  # GENERATION or REASONING
     sources: tuple[str, ...]  # datasets (reasoning: item sources) it draws from
