@@ -56,6 +56,7 @@ F.DEFINE_string("output_dir", "runs/eval", "Where results.json and samples_*.jso
 F.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's, else the library default).")
 F.DEFINE_string("manual_dir", None, "Manual LiveCodeBench / LeetCode files (default: the run's).")
 F.DEFINE_list("synthetic_sizes", None, "coderl_synthetic train,validation,test,heldout sizes.")
+F.DEFINE_list("synthetic_families", None, "coderl_synthetic trained families (default: the run's).")
 F.DEFINE_bool("skip_bad_rows", False, "Skip (count) malformed manual rows instead of failing.")
 F.DEFINE_integer("seed", 0, "Sampling seed.")
 F.DEFINE_integer("prompts_per_call", 16, "Prompts per sampler call.")
@@ -113,11 +114,14 @@ def _data_options(run_config):
 
     data = run_config.data if run_config else config_lib.DataConfig()
     sizes = FLAGS.synthetic_sizes or data.synthetic_sizes
+    families = (
+        data.synthetic_families if FLAGS.synthetic_families is None else FLAGS.synthetic_families
+    )
     manual_dir = FLAGS.manual_dir or data.manual_dir
     return DataOptions(
         data_dir=os.path.expanduser(FLAGS.data_dir or data.data_dir),
         manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
-        synthetic=synthetic_config(*(int(n) for n in sizes)),
+        synthetic=synthetic_config(*(int(n) for n in sizes), families=tuple(families)),
         skip_bad_rows=FLAGS.skip_bad_rows,
         num_problems=FLAGS.num_problems,
         timeout_s=FLAGS.exec_timeout_s,
