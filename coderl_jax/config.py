@@ -65,7 +65,6 @@ class DataConfig:
     synthetic_sizes: tuple[int, int, int, int] = (20000, 500, 500, 200)
     # coderl_synthetic only: trained families to draw problems from (empty: all).
     synthetic_families: tuple[str, ...] = ()
-    eval_split: str = "test"  # split of `dataset` that in-training evaluation uses
 
     def __post_init__(self):
         _check(self.max_prompt_tokens >= 8, "max_prompt_tokens", "must be >= 8")
@@ -152,8 +151,9 @@ class EvalConfig:
     """Periodic evaluation (`coderl_jax.evals`)."""
 
     every_steps: int = 0  # evaluate every N RL steps (0: only before and after RL)
-    benchmarks: tuple[str, ...] = ("synthetic",)  # benchmark names of coderl_jax.evals
-    num_problems: int = 200  # problems per benchmark (0: all)
+    # Names in coderl_jax.evals.BENCHMARKS, e.g. ("synthetic", "synthetic_reasoning").
+    benchmarks: tuple[str, ...] = ("synthetic",)
+    num_problems: int = 200  # problems per benchmark (reasoning: items per source; 0: all)
     max_new_tokens: int | None = None  # generation limit (None: the rollout's)
 
 

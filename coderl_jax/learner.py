@@ -22,6 +22,7 @@ from coderl_jax.checkpoint import Checkpointer
 from coderl_jax.config import Config
 from coderl_jax.data import sources
 from coderl_jax.data.builders import synthetic_config
+from coderl_jax.evals.benchmarks import DataOptions, check_names
 from coderl_jax.models import hf_io, tiny
 from coderl_jax.models import tokenizer as tokenizer_lib
 from coderl_jax.models.config import ModelConfig
@@ -73,6 +74,10 @@ def check_config(config: Config, num_devices: int) -> None:
         )
     if config.model.hf_dir and not os.path.isdir(os.path.expanduser(config.model.hf_dir)):
         raise FileNotFoundError(f"--hf_dir {config.model.hf_dir} does not exist")
+    try:
+        check_names(config.eval.benchmarks)
+    except ValueError as e:
+        raise ValueError(f"--eval_benchmarks: {e}") from e
 
 
 def _model_dir(config: Config) -> str:
@@ -116,6 +121,20 @@ def load_problems(config: Config, split: str) -> list:
     if not problems:
         raise ValueError(f"dataset {data.dataset} split {split} is empty")
     return problems
+
+
+def eval_data_options(config: Config) -> DataOptions:
+    """Where the run's evaluation benchmarks find their data (``config.data``), and how many
+    problems each uses (``config.eval.num_problems``)."""
+    data = config.data
+    return DataOptions(
+        data_dir=os.path.expanduser(data.data_dir),
+        manual_dir=os.path.expanduser(data.manual_dir) if data.manual_dir else None,
+        synthetic=synthetic_config(*data.synthetic_sizes, families=data.synthetic_families),
+        skip_bad_rows=data.skip_bad_rows,
+        num_problems=config.eval.num_problems,
+        timeout_s=config.rollout.exec_timeout_s,
+    )
 
 
 def setup(config: Config, for_training: bool = True) -> Learner:

@@ -39,12 +39,13 @@ from coderl_jax.config import Config
 from coderl_jax.data.iterator import PromptIterator
 from coderl_jax.data.mixture import draw_mixed_batch, load_alignment_pool
 from coderl_jax.data.problems import render_prompt
-from coderl_jax.evals.codegen import evaluate_code_generation
+from coderl_jax.evals import ModelCompleter, evaluate, load_benchmark
 from coderl_jax.execution import SandboxPool
 from coderl_jax.learner import (
     CONFIG_FILE,
     REFERENCE_DIR,
     Learner,
+    eval_data_options,
     load,
     load_problems,
     model_overrides,
@@ -91,30 +92,42 @@ def run(config: Config) -> dict[str, float]:
         pool.close()
 
 
-def _evaluate(learner: Learner, pool, problems, step: int, writer) -> dict[str, float]:
-    # Multi-process: every process evaluates all the problems (each call's prompts are its
-    # share of the sampler's rows), so every process gets the same metrics.
+def _eval_sampler(learner: Learner) -> Sampler:
+    """Greedy decoding (the paper's protocol) over all the configured prompt buckets."""
     config = learner.config
     sampling = dataclasses.replace(
         learner.sampler.config,
         greedy=True,
         max_new_tokens=config.eval.max_new_tokens or learner.sampler.config.max_new_tokens,
+        prompt_buckets=config.rollout.sampling.prompt_buckets,
     )
-    greedy = Sampler(learner.model_config, sampling, learner.mesh)
-    start = time.perf_counter()
-    metrics, _ = evaluate_code_generation(
-        problems,
+    return Sampler(learner.model_config, sampling, learner.mesh)
+
+
+def _evaluate(learner: Learner, pool, benchmarks, sampler, step: int, writer) -> dict[str, float]:
+    """Greedy pass@1 on each loaded benchmark: ``eval/<benchmark>/<metric>``.
+
+    Multi-process: every process evaluates all the problems (each call's prompts are its
+    share of the sampler's rows), so every process gets the same metrics."""
+    config = learner.config
+    complete = ModelCompleter(
         learner.state.params,
-        greedy,
+        sampler,
         learner.tokenizer,
-        pool.check_batch,
-        jax.random.key(config.run.seed),
         prompts_per_call=_eval_prompts_per_call(learner),
-        timeout_s=config.rollout.exec_timeout_s,
     )
-    name = config.data.dataset.removeprefix("coderl_")
-    out = {f"eval/{name}/{k}": v for k, v in metrics.items()}
-    out[f"eval/{name}/seconds"] = time.perf_counter() - start
+    out = {}
+    for loaded in benchmarks:
+        start = time.perf_counter()
+        metrics, _ = evaluate(
+            loaded,
+            complete,
+            pool.check_batch,
+            jax.random.key(config.run.seed),
+            timeout_s=config.rollout.exec_timeout_s,
+        )
+        out.update({f"eval/{loaded.name}/{k}": v for k, v in metrics.items()})
+        out[f"eval/{loaded.name}/seconds"] = time.perf_counter() - start
     writer.write(step, out)
     return out
 
@@ -151,9 +164,9 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     )
     if learner.iterator_state:
         iterator.restore(learner.iterator_state)
-    eval_problems = load_problems(config, config.data.eval_split)
-    if config.eval.num_problems:
-        eval_problems = eval_problems[: config.eval.num_problems]
+    eval_data = eval_data_options(config)
+    eval_benchmarks = [load_benchmark(n, eval_data, pool.run_batch) for n in config.eval.benchmarks]
+    eval_sampler = _eval_sampler(learner)
     alignment_only = config.alignment.mixture.alpha == 0
     pool_source = None
     if alignment_only:  # fixed pool: earlier runs' failures plus the training references
@@ -173,7 +186,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 learner.state.params,
                 tokenizer,
             )
-        _evaluate(learner, pool, eval_problems, 0, writer)
+        _evaluate(learner, pool, eval_benchmarks, eval_sampler, 0, writer)
         _save(learner, 0, iterator, force=True)
 
     # ------------------------------------------------------------------ jitted functions
@@ -260,7 +273,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 and (step + 1) % config.eval.every_steps == 0
                 and step + 1 < config.run.steps
             ):
-                _evaluate(learner, pool, eval_problems, step + 1, writer)
+                _evaluate(learner, pool, eval_benchmarks, eval_sampler, step + 1, writer)
             stop = guard.should_stop(step)
             if (
                 (step + 1) % config.run.checkpoint_every == 0
@@ -279,7 +292,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             writer.write(config.run.steps - 1, last)
 
     # ------------------------------------------------------------------ final evaluation, reports
-    final = _evaluate(learner, pool, eval_problems, config.run.steps, writer)
+    final = _evaluate(learner, pool, eval_benchmarks, eval_sampler, config.run.steps, writer)
     learner.checkpointer.wait()
     if jax.process_index() == 0:
         metrics_path = os.path.join(learner.workdir, METRICS_FILENAME)

@@ -29,7 +29,7 @@ from coderl_jax.metrics import METRICS_FILENAME, read_metrics
 
 ALIGNMENT_ONLY = "alignment_only"  # the α token for the alignment-only baseline (α = 0)
 FINISHED_MARKER = "summary.md"  # written by loop.run after the final evaluation
-DEFAULT_METRICS = ("eval/synthetic/pass@1", "eval/synthetic_reasoning/accuracy")
+DEFAULT_METRICS = ("eval/synthetic/pass@1", "eval/synthetic_reasoning/pass@1")
 _RESERVED_FLAGS = ("--alpha", "--seed", "--workdir", "--flagfile")
 
 

@@ -75,9 +75,6 @@ F.DEFINE_string(
 F.DEFINE_string("data_dir", _D.DataConfig.data_dir, "TFDS data_dir.")
 F.DEFINE_string("manual_dir", None, "Directory with user-provided files of manual datasets.")
 F.DEFINE_string("train_split", _D.DataConfig.train_split, "Split RL draws prompts from.")
-F.DEFINE_string(
-    "eval_split", _D.DataConfig.eval_split, "Split of --dataset used for in-training evaluation."
-)
 F.DEFINE_integer(
     "max_prompt_tokens", _D.DataConfig.max_prompt_tokens, "Longer prompts are skipped (counted)."
 )
@@ -199,7 +196,13 @@ F.DEFINE_float(
 )
 F.DEFINE_integer("eval_every", 0, "Evaluate every N steps (0: before and after RL only).")
 F.DEFINE_integer(
-    "eval_num_problems", _D.EvalConfig.num_problems, "Problems per evaluation (0: all)."
+    "eval_num_problems", _D.EvalConfig.num_problems, "Problems per benchmark (0: all)."
+)
+F.DEFINE_list(
+    "eval_benchmarks",
+    list(_D.EvalConfig.benchmarks),
+    "Benchmarks of the periodic evaluation (coderl_jax.evals.BENCHMARKS), e.g. "
+    "synthetic,synthetic_reasoning.",
 )
 
 FLAGS = F.FLAGS
@@ -249,7 +252,6 @@ def config_from_flags() -> config_lib.Config:
             data_dir=FLAGS.data_dir,
             manual_dir=FLAGS.manual_dir,
             train_split=FLAGS.train_split,
-            eval_split=FLAGS.eval_split,
             max_prompt_tokens=FLAGS.max_prompt_tokens,
             skip_bad_rows=FLAGS.skip_bad_rows,
             seed=FLAGS.seed,
@@ -305,7 +307,9 @@ def config_from_flags() -> config_lib.Config:
             num_problems=FLAGS.warm_start_num_problems,
         ),
         eval=config_lib.EvalConfig(
-            every_steps=FLAGS.eval_every, num_problems=FLAGS.eval_num_problems
+            every_steps=FLAGS.eval_every,
+            benchmarks=tuple(FLAGS.eval_benchmarks),
+            num_problems=FLAGS.eval_num_problems,
         ),
     )
 

@@ -13,7 +13,7 @@ from coderl_jax import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASS = "eval/synthetic/pass@1"
-REASONING = "eval/synthetic_reasoning/accuracy"
+REASONING = "eval/synthetic_reasoning/pass@1"
 
 
 def fake_run(run: sweeps.SweepRun, final: dict, finished: bool = True) -> None:

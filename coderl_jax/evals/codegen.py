@@ -1,9 +1,15 @@
-"""Code-generation evaluation: sample, execute in the sandbox, pass@k.
+"""Code-generation scoring: run each completion's program against its problem's tests, pass@k.
 
 Greedy pass@1 (the paper's protocol, temperature 0) uses one greedy sample per problem;
 sampled pass@k uses n >= k samples per problem and the unbiased estimator of Chen et al.
 (2021, "Evaluating Large Language Models Trained on Code"):
 ``pass@k = E_problems[1 - C(n - c, k) / C(n, k)]`` with c correct samples out of n.
+
+A completion is judged like a rollout's (``rl.rewards``): the program is extracted from the
+last fenced block, optionally prepared by the benchmark's harness (``prepare``, e.g. the
+LeetCode import header and ``class Solution``), and run against every test in the sandbox.
+A prompt the sampler could not take (``None`` completion: longer than its largest bucket)
+counts as a failure with outcome ``prompt_too_long``.
 """
 
 from __future__ import annotations
@@ -11,14 +17,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Sequence
 
-import jax
 import numpy as np
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.data.problems import Problem
+from coderl_jax.execution.extract import extract_code
 from coderl_jax.rl import rewards
-from coderl_jax.rl.rollout import code_prompt
-from coderl_jax.sampler import Sampler
+
+PROMPT_TOO_LONG = "prompt_too_long"
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -31,65 +36,58 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def evaluate_code_generation(
-    problems: Sequence[Problem],
-    params,
-    sampler: Sampler,
-    tokenizer,
-    check_batch: Callable,
-    key: jax.Array,
-    num_samples: int = 1,
-    ks: Sequence[int] = (1,),
-    prompts_per_call: int = 32,
-    timeout_s: float = 5.0,
-) -> tuple[dict[str, float], list[dict]]:
-    """pass@k of ``sampler`` (greedy or sampled) on ``problems``.
+def pass_at_k_metrics(correct_P: Sequence[int], n: int, ks: Sequence[int]) -> dict[str, float]:
+    """``{"pass@k": mean over problems}`` for each k, from [P] counts of correct samples."""
+    if any(k > n for k in ks):
+        raise ValueError(f"pass@k needs k <= the number of samples ({n}), got ks={list(ks)}")
+    if not len(correct_P):
+        return {f"pass@{k}": 0.0 for k in ks}
+    return {f"pass@{k}": float(np.mean([pass_at_k(n, int(c), k) for c in correct_P])) for k in ks}
 
-    Returns ``(metrics, records)``: metrics ``pass@k`` for each k and outcome fractions;
-    one record per sample (problem id, completion, extracted program, outcome, passed).
-    Prompts go through the sampler in fixed-size calls (the last one padded by repeating
-    its first prompt, whose extra samples are discarded) so each shape compiles once.
+
+def score_code_generation(
+    problems: Sequence[Problem],
+    completions: Sequence[Sequence[str | None]],
+    check_batch: Callable,
+    ks: Sequence[int] = (1,),
+    timeout_s: float = 5.0,
+    prepare: Callable[[str, Problem], str] | None = None,
+) -> tuple[dict[str, float], list[dict]]:
+    """pass@k of ``completions`` (n per problem, the same n for all) on ``problems``.
+
+    Returns ``(metrics, records)``: metrics ``pass@k`` for each k and ``outcome/<outcome>``
+    fractions over samples; one record per sample (problem id, sample
+    index, completion, program as run, outcome, passed).
     """
-    if any(k > num_samples for k in ks):
-        raise ValueError(f"pass@k needs k <= num_samples ({num_samples}), got ks={list(ks)}")
-    items = [code_prompt(p, tokenizer) for p in problems]
-    correct = np.zeros(len(problems), np.int64)
-    outcomes = collections.Counter()
-    records: list[dict] = []
-    for start in range(0, len(items), prompts_per_call):
-        chunk = items[start : start + prompts_per_call]
-        padded = chunk + [chunk[0]] * (prompts_per_call - len(chunk))
-        key, sub = jax.random.split(key)
-        out = sampler.sample(params, [i.token_ids for i in padded], num_samples, sub)
-        tokens, lengths = (
-            mesh_lib.local_rows(x) for x in (out.completion_tokens, out.completion_lengths)
-        )
-        n_real = len(chunk) * num_samples
-        completions = [
-            tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True)
-            for r in range(n_real)
-        ]
-        specs = [chunk[r // num_samples].source.tests for r in range(n_real)]
-        r, outs, programs, _ = rewards.code_generation_rewards(
-            completions, specs, check_batch, timeout_s
-        )
-        outcomes.update(outs)
-        for row in range(n_real):
-            p = start + row // num_samples
-            correct[p] += int(r[row] > 0)
-            records.append(
-                {
-                    "problem_id": problems[p].id,
-                    "completion": completions[row],
-                    "program": programs[row],
-                    "outcome": outs[row],
-                    "passed": bool(r[row] > 0),
-                }
-            )
-    metrics = {
-        f"pass@{k}": float(np.mean([pass_at_k(num_samples, int(c), k) for c in correct]))
-        for k in ks
-    }
-    total = max(sum(outcomes.values()), 1)
-    metrics.update({f"outcome/{o}": v / total for o, v in sorted(outcomes.items())})
+    if len(completions) != len(problems):
+        raise ValueError(f"{len(completions)} completion lists for {len(problems)} problems")
+    n = len(completions[0]) if completions else 1
+    rows = [(p, s, c) for p, cs in zip(problems, completions) for s, c in enumerate(cs)]
+    if len(rows) != n * len(problems):
+        raise ValueError(f"every problem needs the same number of completions ({n})")
+    programs = []
+    for problem, _, completion in rows:
+        program = None if completion is None else extract_code(completion)
+        if program is not None and prepare is not None:
+            program = prepare(program, problem)
+        programs.append(program)
+    _, outcomes, _ = rewards.judge_programs(
+        programs, [p.tests for p, _, _ in rows], check_batch, timeout_s
+    )
+    outcomes = [PROMPT_TOO_LONG if c is None else o for (_, _, c), o in zip(rows, outcomes)]
+    correct_P = np.reshape([o == "passed" for o in outcomes], (len(problems), n)).sum(axis=1)
+    metrics = pass_at_k_metrics(correct_P, n, ks)
+    counts = collections.Counter(outcomes)
+    metrics.update({f"outcome/{o}": v / max(len(rows), 1) for o, v in sorted(counts.items())})
+    records = [
+        {
+            "id": problem.id,
+            "sample": sample,
+            "completion": completion,
+            "extracted": program,
+            "verdict": outcome,
+            "passed": outcome == "passed",
+        }
+        for (problem, sample, completion), program, outcome in zip(rows, programs, outcomes)
+    ]
     return metrics, records

@@ -99,6 +99,24 @@ def code_generation_rewards(
     if len(completions) != len(tests):
         raise ValueError(f"{len(completions)} completions but {len(tests)} test specs")
     programs = [extract_code(c) for c in completions]
+    rewards_N, outcomes, verdicts = judge_programs(
+        programs, tests, check_batch, timeout_s, float_tolerance
+    )
+    return rewards_N, outcomes, programs, verdicts
+
+
+def judge_programs(
+    programs: Sequence[str | None],
+    tests: Sequence[TestSpec],
+    check_batch,
+    timeout_s: float = 5.0,
+    float_tolerance: float | None = None,
+) -> tuple[np.ndarray, list[str], list]:
+    """Runs extracted programs (None: no code was found) against their tests in one sandbox
+    batch; arguments as ``code_generation_rewards``. Returns ``(rewards_N, outcomes,
+    verdicts)``."""
+    if len(programs) != len(tests):
+        raise ValueError(f"{len(programs)} programs but {len(tests)} test specs")
     outcomes: list[str] = ["no_code" if p is None else "" for p in programs]
     to_run = []
     for i, program in enumerate(programs):
@@ -111,13 +129,13 @@ def code_generation_rewards(
         if float_tolerance is not None and spec.kind == "stdio":
             spec = dataclasses.replace(spec, float_tolerance=float_tolerance)
         to_run.append((i, program, spec))
-    verdicts: list = [None] * len(completions)
+    verdicts: list = [None] * len(programs)
     ran = check_batch([(p, s) for _, p, s in to_run], timeout_s=timeout_s) if to_run else []
     for (i, _, _), verdict in zip(to_run, ran):
         verdicts[i] = verdict
         outcomes[i] = code_outcome(verdict)
     rewards_N = np.array([o == "passed" for o in outcomes], np.float32)
-    return rewards_N, outcomes, programs, verdicts
+    return rewards_N, outcomes, verdicts
 
 
 # =========================================================== execution semantics alignment

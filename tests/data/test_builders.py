@@ -14,13 +14,18 @@ import tensorflow_datasets as tfds
 
 from coderl_jax.data import synthetic
 from coderl_jax.data.builders import BadRowError, ManualDataMissingError, synthetic_config
-from coderl_jax.data.builders.leetcode import check_code_from_tests
+from coderl_jax.data.builders.leetcode import (
+    SOLUTION_CALL,
+    SOLUTION_CALL_SOURCE,
+    check_code_from_tests,
+)
 from coderl_jax.data.builders.livecodebench_format import (
     UnsafePickleError,
     decode_test_cases,
     safe_unpickle,
 )
 from coderl_jax.data.sources import load_problems, load_reasoning_items, prepare, skipped_rows
+from coderl_jax.execution import TestSpec, check_solution
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MANUAL = FIXTURES / "manual"
@@ -210,24 +215,30 @@ def test_leetcode_contest_assert_tests_run_on_solution_class(tmp_path):
     assert pushes.id == "leetcode_contest/weekly-contest-381-minimum-pushes"
     assert pushes.metadata["method"] == "minimumPushes"
     assert pushes.metadata["prompt_field"] == "prompt_sft"
-    assert pushes.tests.entry_point == "Solution"
+    assert pushes.tests.entry_point == SOLUTION_CALL
     assert pairs.metadata["method"] == "countPairs"  # read from the asserts
     assert pairs.metadata["prompt_field"] == "prompt"
     right = (
         "class Solution:\n    def countPairs(self, nums):\n"
         "        return sum(nums[i] == nums[j] for j in range(len(nums)) for i in range(j))\n"
     )
-    _run_check(right, pairs.tests.check_code, "Solution")
     wrong = "class Solution:\n    def countPairs(self, nums):\n        return 0\n"
-    with pytest.raises(AssertionError):
-        _run_check(wrong, pairs.tests.check_code, "Solution")
+    # In the sandbox: the check runs apart from the program and calls its class's methods
+    # through the appended entry point.
+    assert check_solution(right + SOLUTION_CALL_SOURCE, pairs.tests).passed
+    assert not check_solution(wrong + SOLUTION_CALL_SOURCE, pairs.tests).passed
+    assert not check_solution(right, pairs.tests).passed  # no entry point
     with pytest.raises(BadRowError, match=r"contest\.jsonl, row 1, field 'test'"):
         prepare("leetcode_contest", tmp_path / "bad", manual_dir=MANUAL_BAD)
 
 
-def test_check_code_kept_when_already_a_check_function():
-    code = "def check(candidate):\n    assert candidate().f() == 1\n"
-    assert check_code_from_tests(code) == code
+def test_a_published_check_function_receives_the_class():
+    code = "def check(candidate):\n    assert candidate().f(2) == 3\n"
+    check = check_code_from_tests(code)
+    assert check.startswith("def _published_check(candidate):\n    assert candidate().f(2) == 3\n")
+    spec = TestSpec(kind="assert", check_code=check, entry_point=SOLUTION_CALL)
+    program = "class Solution:\n    def f(self, x):\n        return x + 1\n"
+    assert check_solution(program + SOLUTION_CALL_SOURCE, spec).passed
 
 
 # --- errors -----------------------------------------------------------------------------

@@ -12,15 +12,25 @@ Input: ``<manual_dir>/leetcode_contest/*.jsonl`` (all files, sorted by name). Ro
   ``Solution().<name>(`` call in the tests.
 * ``starter_code``, ``meta``/``metadata``, ``difficulty`` (optional): kept.
 
-Tests become an assert-kind ``TestSpec`` whose ``entry_point`` is ``Solution`` (the class the
-program must define). Assert lines are wrapped as::
+Tests become an assert-kind ``TestSpec``. The sandbox runs ``check`` in a process of its
+own and only plain values cross to the program, so a ``Solution()`` instance cannot be
+handed to the test. Instead the entry point is ``SOLUTION_CALL``, a function that programs
+get appended (``SOLUTION_CALL_SOURCE``; ``coderl_jax.evals.leetcode`` does it): it calls a
+method on a fresh ``Solution()`` inside the program. The test sees a stand-in class whose
+methods forward there::
 
-    def check(candidate):
+    def _published_check(candidate):
         Solution = candidate
         <the test lines, indented>
 
-so ``Solution()`` in the published asserts constructs the candidate's class. A complete
-``check`` definition is used as is (it must call ``candidate``). The method name is kept in
+    def check(candidate):
+        class Solution:  # stands for the program's class
+            def __getattr__(self, method):
+                return lambda *args, **kwargs: candidate(method, *args, **kwargs)
+        _published_check(Solution)
+
+A complete published ``check(candidate)`` definition (which receives the class) is renamed
+``_published_check`` and driven the same way. The method name is kept in
 ``metadata["method"]``.
 """
 
@@ -41,6 +51,21 @@ from coderl_jax.data.problems import Problem
 from coderl_jax.execution.spec import TestSpec
 
 SOURCE = "leetcode_contest"
+SOLUTION_CALL = "leetcode_solution_call"  # the tests' entry point (see the module docstring)
+SOLUTION_CALL_SOURCE = f"""
+
+def {SOLUTION_CALL}(method, *args, **kwargs):
+    return getattr(Solution(), method)(*args, **kwargs)
+"""
+_DRIVER = """
+
+def check(candidate):
+    class Solution:  # stands for the program's class: each method call runs in the program
+        def __getattr__(self, method):
+            return lambda *args, **kwargs: candidate(method, *args, **kwargs)
+
+    _published_check(Solution)
+"""
 _METHOD_CALL = re.compile(r"Solution\(\)\s*\.\s*([A-Za-z_]\w*)\s*\(")
 _CHECK_DEF = re.compile(r"^def\s+check\s*\(", re.MULTILINE)
 
@@ -48,9 +73,12 @@ _CHECK_DEF = re.compile(r"^def\s+check\s*\(", re.MULTILINE)
 def check_code_from_tests(test: str) -> str:
     """``check(candidate)`` source for LeetCode test code (see the module docstring)."""
     if _CHECK_DEF.search(test):
-        return test
-    body = "\n".join("    " + line if line.strip() else "" for line in test.strip("\n").split("\n"))
-    return f"def check(candidate):\n    Solution = candidate\n{body}\n"
+        published = _CHECK_DEF.sub("def _published_check(", test, count=1)
+    else:
+        lines = test.strip("\n").split("\n")
+        body = "\n".join("    " + line if line.strip() else "" for line in lines)
+        published = f"def _published_check(candidate):\n    Solution = candidate\n{body}\n"
+    return published.rstrip("\n") + "\n" + _DRIVER
 
 
 def parse_leetcode_row(row: dict) -> Problem:
@@ -78,7 +106,7 @@ def parse_leetcode_row(row: dict) -> Problem:
         statement=statement,
         starter_code=optional_str(row, "starter_code"),
         tests=TestSpec(
-            kind="assert", check_code=check_code_from_tests(test), entry_point="Solution"
+            kind="assert", check_code=check_code_from_tests(test), entry_point=SOLUTION_CALL
         ),
         metadata={
             "method": method,
@@ -92,7 +120,11 @@ def parse_leetcode_row(row: dict) -> Problem:
 class LeetcodeContest(RecordBuilder):
     """LeetCode contest problems (CodeRL+ evaluation format); records are ``Problem`` JSON."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Tests with entry point Solution (could not pass in the sandbox).",
+        "1.1.0": "Tests call methods through SOLUTION_CALL, which programs get appended.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Place the LeetCode contest JSONL used by CodeRL+'s evaluation (rows with task_id, "
         "prompt_sft, test, entry_point) in <manual_dir>/leetcode_contest/ (any *.jsonl name)."

@@ -1,0 +1,249 @@
+r"""Evaluates a checkpoint on the benchmarks of `coderl_jax.evals` and writes every sample.
+
+    python experiments/evaluate.py --checkpoint=runs/tiny_cpu --benchmarks=synthetic,humaneval
+    python experiments/evaluate.py --checkpoint=/ckpt/Qwen2.5-Coder-7B-Instruct \
+        --benchmarks=humaneval,code_reasoning,test_output --manual_dir=~/lcb_data
+    python experiments/evaluate.py --checkpoint=DIR --benchmarks=humaneval \
+        --n_samples=10 --k=1,5,10 --temperature=0.8
+    python experiments/evaluate.py --oracle --benchmarks=humaneval,code_reasoning
+
+--checkpoint is a run workdir (orbax checkpoints; its config gives the data settings) or an
+HF directory (config.json + safetensors). The default is the paper's protocol: greedy
+decoding, pass@1; --temperature > 0 with --n_samples=n gives sampled pass@k for each --k.
+--oracle feeds the reference solutions / labels instead of a model (no checkpoint needed):
+every benchmark that ships references must score 1.0, a check of the harness itself.
+
+Writes <output_dir>/results.json (metrics, item counts, sources left out, settings) and
+<output_dir>/samples_<benchmark>.jsonl (prompt, completion, extracted code/answer, verdict
+per sample), and prints a table. Benchmarks whose manual files are missing stop the run
+before any sampling, with a message naming the files and directory (exit status 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from coderl_jax import config as config_lib
+
+F = flags
+F.DEFINE_string(
+    "checkpoint", None, "Run workdir (orbax) or HF directory; not needed with --oracle."
+)
+F.DEFINE_list("benchmarks", ["humaneval"], "Benchmarks (coderl_jax.evals.BENCHMARKS).")
+F.DEFINE_bool("oracle", False, "Score reference solutions / labels instead of a model.")
+F.DEFINE_integer("n_samples", 1, "Completions per problem (n of pass@k).")
+F.DEFINE_list("k", ["1"], "k values of pass@k (each <= --n_samples).")
+F.DEFINE_float("temperature", 0.0, "Sampling temperature (0: greedy, needs --n_samples=1).")
+F.DEFINE_float("top_p", 1.0, "Nucleus sampling mass (1: off).")
+F.DEFINE_integer("max_new_tokens", 1024, "Completion length limit.")
+F.DEFINE_list(
+    "prompt_buckets",
+    ["256", "512", "1024", "2048", "4096"],
+    "Prompt widths that compile; longer prompts are not sampled (scored wrong, counted).",
+)
+F.DEFINE_integer(
+    "num_problems", 0, "First N problems per benchmark (reasoning: per source); 0: all."
+)
+F.DEFINE_string("output_dir", "runs/eval", "Where results.json and samples_*.jsonl go.")
+F.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's, else the library default).")
+F.DEFINE_string("manual_dir", None, "Manual LiveCodeBench / LeetCode files (default: the run's).")
+F.DEFINE_list("synthetic_sizes", None, "coderl_synthetic train,validation,test,heldout sizes.")
+F.DEFINE_list("synthetic_families", None, "coderl_synthetic trained families (default: the run's).")
+F.DEFINE_bool("skip_bad_rows", False, "Skip (count) malformed manual rows instead of failing.")
+F.DEFINE_integer("seed", 0, "Sampling seed.")
+F.DEFINE_integer("prompts_per_call", 16, "Prompts per sampler call.")
+F.DEFINE_float("exec_timeout_s", 5.0, "Sandbox wall-clock limit per test.")
+F.DEFINE_integer("num_sandbox_workers", None, "Sandbox worker processes (default: CPU count).")
+FLAGS = F.FLAGS
+
+
+def _is_run_workdir(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "checkpoints"))
+
+
+def _run_config(path: str):
+    """The run's Config when ``path`` is a run workdir, else None."""
+    if not _is_run_workdir(path):
+        return None
+    from coderl_jax.learner import CONFIG_FILE
+
+    return config_lib.Config.load(os.path.join(path, CONFIG_FILE))
+
+
+def _load_model(path: str):
+    """(params, model_config, tokenizer, special tokens, mesh) of a run workdir or HF dir."""
+    from coderl_jax import mesh as mesh_lib
+    from coderl_jax.learner import load
+    from coderl_jax.models import hf_io
+    from coderl_jax.models import tokenizer as tokenizer_lib
+    from coderl_jax.models.config import ModelConfig
+
+    if _is_run_workdir(path):
+        learner = load(path)
+        return (
+            learner.state.params,
+            learner.model_config,
+            learner.tokenizer,
+            learner.special,
+            learner.mesh,
+        )
+    if not glob.glob(os.path.join(path, "*.safetensors")):
+        raise FileNotFoundError(
+            f"--checkpoint {path}: neither a run workdir (checkpoints/) nor an HF directory "
+            "(config.json + *.safetensors)"
+        )
+    mesh = mesh_lib.make_mesh(-1, 1, 1)
+    shardings = mesh_lib.param_shardings(ModelConfig.from_hf(hf_io.read_hf_config(path)), mesh)
+    model_config, params = hf_io.load_pretrained(path, shardings=shardings)
+    tokenizer = tokenizer_lib.load_tokenizer(path)
+    special = tokenizer_lib.special_tokens(tokenizer, path, model_config.eos_token_id)
+    return params, model_config, tokenizer, special, mesh
+
+
+def _data_options(run_config):
+    from coderl_jax.data.builders import synthetic_config
+    from coderl_jax.evals import DataOptions
+
+    data = run_config.data if run_config else config_lib.DataConfig()
+    sizes = FLAGS.synthetic_sizes or data.synthetic_sizes
+    families = (
+        data.synthetic_families if FLAGS.synthetic_families is None else FLAGS.synthetic_families
+    )
+    manual_dir = FLAGS.manual_dir or data.manual_dir
+    return DataOptions(
+        data_dir=os.path.expanduser(FLAGS.data_dir or data.data_dir),
+        manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
+        synthetic=synthetic_config(*(int(n) for n in sizes), families=tuple(families)),
+        skip_bad_rows=FLAGS.skip_bad_rows,
+        num_problems=FLAGS.num_problems,
+        timeout_s=FLAGS.exec_timeout_s,
+    )
+
+
+def _completer(params, model_config, tokenizer, special, mesh):
+    from coderl_jax import mesh as mesh_lib
+    from coderl_jax.evals import ModelCompleter
+    from coderl_jax.sampler import Sampler, SamplingConfig
+
+    sampling = SamplingConfig(
+        max_new_tokens=FLAGS.max_new_tokens,
+        temperature=FLAGS.temperature,
+        top_p=FLAGS.top_p,
+        greedy=FLAGS.temperature == 0,
+        stop_ids=special.stop_ids,
+        pad_id=special.pad_id,
+        prompt_buckets=tuple(int(b) for b in FLAGS.prompt_buckets),
+    )
+    divisor = mesh_lib.batch_divisor(mesh)
+    per_call = max(divisor, FLAGS.prompts_per_call // divisor * divisor)
+    sampler = Sampler(model_config, sampling, mesh)
+    return ModelCompleter(params, sampler, tokenizer, FLAGS.n_samples, per_call)
+
+
+def _check_flags(ks: list[int]) -> None:
+    if not FLAGS.oracle and not FLAGS.checkpoint:
+        raise app.UsageError("--checkpoint is required (or --oracle)")
+    if any(k < 1 or k > FLAGS.n_samples for k in ks):
+        raise app.UsageError(f"--k values must be in [1, --n_samples={FLAGS.n_samples}]: {ks}")
+    if FLAGS.temperature == 0 and FLAGS.n_samples > 1:
+        raise app.UsageError("greedy decoding (--temperature=0) gives one answer: --n_samples=1")
+
+
+def _table(results: dict) -> str:
+    rows = [("benchmark", "items", "metric", "value", "seconds")]
+    for name, result in results.items():
+        if "skipped" in result:
+            rows.append((name, "-", "skipped", result["skipped"][:60], "-"))
+            continue
+        scores = {k: v for k, v in result["metrics"].items() if "pass@" in k}
+        for i, (metric, value) in enumerate(scores.items()):
+            first = i == 0
+            rows.append(
+                (
+                    name if first else "",
+                    str(result["num_items"]) if first else "",
+                    metric,
+                    f"{value:.4f}",
+                    f"{result['seconds']:.1f}" if first else "",
+                )
+            )
+    widths = [max(len(str(row[c])) for row in rows) for c in range(5)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in rows)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments (not flags): {argv[1:]}")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ks = [int(k) for k in FLAGS.k]
+    _check_flags(ks)
+    import jax
+
+    from coderl_jax.data.builders import ManualDataMissingError
+    from coderl_jax.evals import NoReferenceError, check_names, evaluate, load_benchmark
+    from coderl_jax.execution import SandboxPool
+
+    try:
+        check_names(FLAGS.benchmarks)
+    except ValueError as e:
+        raise app.UsageError(f"--benchmarks: {e}") from e
+    checkpoint = os.path.expanduser(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    data = _data_options(_run_config(checkpoint) if checkpoint else None)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    results: dict[str, dict] = {}
+    with SandboxPool(num_workers=FLAGS.num_sandbox_workers) as pool:
+        try:  # every benchmark's data first: a missing file stops the run before the model
+            loaded = [load_benchmark(name, data, pool.run_batch) for name in FLAGS.benchmarks]
+        except ManualDataMissingError as e:
+            sys.exit(f"error: {e}")
+        complete = None if FLAGS.oracle else _completer(*_load_model(checkpoint))
+        for i, benchmark in enumerate(loaded):
+            start = time.perf_counter()
+            key = jax.random.key(FLAGS.seed + i)
+            try:
+                metrics, records = evaluate(
+                    benchmark, complete, pool.check_batch, key, ks if complete else [1],
+                    FLAGS.exec_timeout_s,
+                )  # fmt: skip
+            except NoReferenceError as e:
+                results[benchmark.name] = {"skipped": str(e)}
+                continue
+            samples_path = os.path.join(FLAGS.output_dir, f"samples_{benchmark.name}.jsonl")
+            with open(samples_path, "w") as f:
+                for record in records:
+                    f.write(json.dumps(record) + "\n")
+            results[benchmark.name] = {
+                "metrics": metrics,
+                "num_items": len(benchmark.items),
+                "counts": benchmark.counts,
+                "missing_sources": benchmark.missing,
+                "seconds": time.perf_counter() - start,
+                "samples": samples_path,
+            }
+    settings = {
+        name: FLAGS[name].value
+        for name in ("checkpoint", "oracle", "n_samples", "k", "temperature", "top_p",
+                     "max_new_tokens", "num_problems", "seed")
+    }  # fmt: skip
+    settings["data"] = dataclasses.asdict(data)
+    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+        json.dump({"settings": settings, "benchmarks": results}, f, indent=2, default=str)
+    print(_table(results))
+    for name, result in results.items():
+        for source, why in result.get("missing_sources", {}).items():
+            print(f"note: {name} left out {source}: {why}")
+    print(f"wrote {os.path.join(FLAGS.output_dir, 'results.json')}")
+
+
+if __name__ == "__main__":
+    app.run(main)
