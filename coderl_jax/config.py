@@ -155,6 +155,14 @@ class EvalConfig:
     benchmarks: tuple[str, ...] = ("synthetic",)
     num_problems: int = 200  # problems per benchmark (reasoning: items per source; 0: all)
     max_new_tokens: int | None = None  # generation limit (None: the rollout's)
+    # Besides greedy pass@1 (the paper's protocol): pass@1 of this many samples per problem
+    # at `sampled_temperature`, as `eval/<benchmark>/sampled/pass@1` (0: off).
+    sampled_num_samples: int = 0
+    sampled_temperature: float = 1.0
+
+    def __post_init__(self):
+        _check(self.sampled_num_samples >= 0, "eval_sampled_num_samples", "must be >= 0")
+        _check(self.sampled_temperature > 0, "eval_sampled_temperature", "must be > 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -92,42 +92,56 @@ def run(config: Config) -> dict[str, float]:
         pool.close()
 
 
-def _eval_sampler(learner: Learner) -> Sampler:
-    """Greedy decoding (the paper's protocol) over all the configured prompt buckets."""
+def _eval_samplers(learner: Learner) -> dict[str, tuple[Sampler, int]]:
+    """``{metric prefix: (sampler, samples per problem)}``: greedy decoding (the paper's
+    protocol) and, when configured, temperature sampling; all prompt buckets of the run."""
     config = learner.config
-    sampling = dataclasses.replace(
+    greedy = dataclasses.replace(
         learner.sampler.config,
         greedy=True,
         max_new_tokens=config.eval.max_new_tokens or learner.sampler.config.max_new_tokens,
         prompt_buckets=config.rollout.sampling.prompt_buckets,
     )
-    return Sampler(learner.model_config, sampling, learner.mesh)
+    samplers = {"": (Sampler(learner.model_config, greedy, learner.mesh), 1)}
+    if config.eval.sampled_num_samples:
+        sampled = dataclasses.replace(
+            greedy, greedy=False, temperature=config.eval.sampled_temperature
+        )
+        samplers["sampled/"] = (
+            Sampler(learner.model_config, sampled, learner.mesh),
+            config.eval.sampled_num_samples,
+        )
+    return samplers
 
 
-def _evaluate(learner: Learner, pool, benchmarks, sampler, step: int, writer) -> dict[str, float]:
-    """Greedy pass@1 on each loaded benchmark: ``eval/<benchmark>/<metric>``.
+def _evaluate(learner: Learner, pool, benchmarks, samplers, step: int, writer) -> dict[str, float]:
+    """pass@1 on each loaded benchmark: greedy as ``eval/<benchmark>/<metric>``, sampled (if
+    configured) as ``eval/<benchmark>/sampled/<metric>``.
 
     Multi-process: every process evaluates all the problems (each call's prompts are its
     share of the sampler's rows), so every process gets the same metrics."""
     config = learner.config
-    complete = ModelCompleter(
-        learner.state.params,
-        sampler,
-        learner.tokenizer,
-        prompts_per_call=_eval_prompts_per_call(learner),
-    )
     out = {}
-    for loaded in benchmarks:
-        start = time.perf_counter()
-        metrics, _ = evaluate(
-            loaded,
-            complete,
-            pool.check_batch,
-            jax.random.key(config.run.seed),
-            timeout_s=config.rollout.exec_timeout_s,
+    for prefix, (sampler, num_samples) in samplers.items():
+        complete = ModelCompleter(
+            learner.state.params,
+            sampler,
+            learner.tokenizer,
+            num_samples=num_samples,
+            prompts_per_call=_eval_prompts_per_call(learner),
         )
-        out.update({f"eval/{loaded.name}/{k}": v for k, v in metrics.items()})
-        out[f"eval/{loaded.name}/seconds"] = time.perf_counter() - start
+        for loaded in benchmarks:
+            start = time.perf_counter()
+            metrics, _ = evaluate(
+                loaded,
+                complete,
+                pool.check_batch,
+                jax.random.key(config.run.seed),  # the same draws at every evaluation
+                timeout_s=config.rollout.exec_timeout_s,
+            )
+            name = f"eval/{loaded.name}/{prefix}"
+            out.update({f"{name}{k}": v for k, v in metrics.items()})
+            out[f"{name}seconds"] = time.perf_counter() - start
     writer.write(step, out)
     return out
 
@@ -166,7 +180,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
         iterator.restore(learner.iterator_state)
     eval_data = eval_data_options(config)
     eval_benchmarks = [load_benchmark(n, eval_data, pool.run_batch) for n in config.eval.benchmarks]
-    eval_sampler = _eval_sampler(learner)
+    eval_samplers = _eval_samplers(learner)
     alignment_only = config.alignment.mixture.alpha == 0
     pool_source = None
     if alignment_only:  # fixed pool: earlier runs' failures plus the training references
@@ -186,7 +200,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 learner.state.params,
                 tokenizer,
             )
-        _evaluate(learner, pool, eval_benchmarks, eval_sampler, 0, writer)
+        _evaluate(learner, pool, eval_benchmarks, eval_samplers, 0, writer)
         _save(learner, 0, iterator, force=True)
 
     # ------------------------------------------------------------------ jitted functions
@@ -273,7 +287,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 and (step + 1) % config.eval.every_steps == 0
                 and step + 1 < config.run.steps
             ):
-                _evaluate(learner, pool, eval_benchmarks, eval_sampler, step + 1, writer)
+                _evaluate(learner, pool, eval_benchmarks, eval_samplers, step + 1, writer)
             stop = guard.should_stop(step)
             if (
                 (step + 1) % config.run.checkpoint_every == 0
@@ -292,7 +306,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             writer.write(config.run.steps - 1, last)
 
     # ------------------------------------------------------------------ final evaluation, reports
-    final = _evaluate(learner, pool, eval_benchmarks, eval_sampler, config.run.steps, writer)
+    final = _evaluate(learner, pool, eval_benchmarks, eval_samplers, config.run.steps, writer)
     learner.checkpointer.wait()
     if jax.process_index() == 0:
         metrics_path = os.path.join(learner.workdir, METRICS_FILENAME)

@@ -378,7 +378,7 @@ def plot_curves(jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -> st
 
     columns = read_metrics(jsonl_path)
     reward_keys = [k for k in columns if _REWARD_KEY.match(k)]
-    eval_keys = [k for k in columns if k.startswith("eval/")]
+    eval_keys = [k for k in columns if k.startswith("eval/") and "pass@" in k]
     figure = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(figure)
     reward_axes, eval_axes = figure.subplots(1, 2)

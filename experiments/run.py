@@ -204,6 +204,16 @@ F.DEFINE_list(
     "Benchmarks of the periodic evaluation (coderl_jax.evals.BENCHMARKS), e.g. "
     "synthetic,synthetic_reasoning.",
 )
+F.DEFINE_integer(
+    "eval_sampled_num_samples",
+    _D.EvalConfig.sampled_num_samples,
+    "Also report pass@1 of N samples per problem at --eval_sampled_temperature (0: greedy only).",
+)
+F.DEFINE_float(
+    "eval_sampled_temperature",
+    _D.EvalConfig.sampled_temperature,
+    "Temperature of the sampled evaluation.",
+)
 
 FLAGS = F.FLAGS
 
@@ -310,6 +320,8 @@ def config_from_flags() -> config_lib.Config:
             every_steps=FLAGS.eval_every,
             benchmarks=tuple(FLAGS.eval_benchmarks),
             num_problems=FLAGS.eval_num_problems,
+            sampled_num_samples=FLAGS.eval_sampled_num_samples,
+            sampled_temperature=FLAGS.eval_sampled_temperature,
         ),
     )
 

@@ -44,7 +44,7 @@ def small_config(cache, workdir, steps: int) -> config_lib.Config:
         ),
         train=c.TrainConfig(learning_rate=1e-4, kl_coef=0.001),
         warm_start=c.WarmStartConfig(steps=4, batch_size=8, num_problems=60),
-        eval=c.EvalConfig(num_problems=8),
+        eval=c.EvalConfig(num_problems=8, sampled_num_samples=2),
     )
 
 
@@ -72,6 +72,8 @@ def test_run_writes_metrics_checkpoints_and_reports(cache, straight):
         assert "rollout/code/pass_rate" in metrics[step]
         assert metrics[step]["time/generate"] > 0
     assert "eval/synthetic/pass@1" in metrics[0] and "eval/synthetic/pass@1" in metrics[3]
+    for step in (0, 3):  # 8 problems x 2 samples at temperature 1
+        assert metrics[step]["eval/synthetic/sampled/pass@1"] * 16 in set(range(17))
     assert "warm_start/nll" in metrics[0]
     for name in ("summary.md", "curves.png", "samples.txt", "config.json"):
         assert os.path.getsize(straight / name) > 0, name
@@ -91,7 +93,8 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_one(cache, straight, 
             "rollout/align/buffer_size",
         ):
             assert again[step][key] == expected[step][key], (step, key)
-    assert again[3]["eval/synthetic/pass@1"] == expected[3]["eval/synthetic/pass@1"]
+    for key in ("eval/synthetic/pass@1", "eval/synthetic/sampled/pass@1"):
+        assert again[3][key] == expected[3][key], key
 
 
 def test_notebook_entry_loads_the_run(straight):
