@@ -9,6 +9,12 @@ with NAME ``alpha_<A>_seed_<S>`` (``alignment_only_seed_<S>`` for the alignment-
 baseline, which is α = 0 in `run.py`). A run is finished once ``loop.run`` has written its
 end-of-run ``summary.md`` (after the final evaluation); reruns of a sweep skip those.
 
+The warm start does not depend on α, so a sweep can share it (``shared_warm_start``): per
+seed, one warm-start-only run (``warm_start_seed_<S>``: ``--steps=0``) whose policy every
+α run of that seed starts from (``--init_from=... --warm_start_steps=0``). That gives the
+same runs (the warm start is deterministic in the seed; the RL phase starts with a fresh
+optimizer and iterator either way) for one warm start per seed instead of one per run.
+
 Collecting reads each finished run's ``metrics.jsonl`` and takes the last logged value of
 every requested metric (the final evaluation). Per α it reports the mean and the sample
 standard deviation (ddof = 1) over the seeds that have the metric, and how many did; a
@@ -30,14 +36,15 @@ from coderl_jax.metrics import METRICS_FILENAME, read_metrics
 ALIGNMENT_ONLY = "alignment_only"  # the α token for the alignment-only baseline (α = 0)
 FINISHED_MARKER = "summary.md"  # written by loop.run after the final evaluation
 DEFAULT_METRICS = ("eval/synthetic/pass@1", "eval/synthetic_reasoning/pass@1")
-_RESERVED_FLAGS = ("--alpha", "--seed", "--workdir", "--flagfile")
+_RESERVED_FLAGS = ("--alpha", "--seed", "--workdir", "--flagfile", "--init_from")
+WARM_START_PREFIX = "warm_start_seed_"
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
     """One run of the grid: its α token (``"0.6"`` or ``"alignment_only"``) and seed."""
 
-    alpha_token: str
+    alpha_token: str | None  # None: the seed's shared warm start (no RL steps)
     seed: int
     sweep_dir: str
 
@@ -47,6 +54,8 @@ class SweepRun:
 
     @property
     def name(self) -> str:
+        if self.alpha_token is None:
+            return f"{WARM_START_PREFIX}{self.seed}"
         if self.alpha_token == ALIGNMENT_ONLY:
             return f"{ALIGNMENT_ONLY}_seed_{self.seed}"
         return f"alpha_{self.alpha_token}_seed_{self.seed}"
@@ -91,21 +100,35 @@ def plan(alpha_tokens: Sequence[str], seeds: Sequence[int], sweep_dir: str) -> l
     return [SweepRun(a, int(s), sweep_dir) for a in parse_alphas(alpha_tokens) for s in seeds]
 
 
-def run_flags(run: SweepRun, base_flagfile: str, overrides: Sequence[str] = ()) -> list[str]:
-    """`experiments/run.py` flags of one run: the flagfile, the overrides, then α, seed and
-    workdir (later flags win, so the sweep's own values cannot be overridden by accident)."""
+def warm_start_runs(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """The shared warm-start run of each seed of ``runs``, in seed order of appearance."""
+    seeds = dict.fromkeys((r.seed, r.sweep_dir) for r in runs)
+    return [SweepRun(None, seed, sweep_dir) for seed, sweep_dir in seeds]
+
+
+def run_flags(
+    run: SweepRun,
+    base_flagfile: str,
+    overrides: Sequence[str] = (),
+    shared_warm_start: bool = False,
+) -> list[str]:
+    """`experiments/run.py` flags of one run: the flagfile, the overrides, then the sweep's
+    own (later flags win, so those cannot be overridden by accident): α, seed and workdir;
+    with ``shared_warm_start``, ``--init_from`` the seed's warm-start run (whose own flags
+    are ``--steps=0``)."""
     for flag in overrides:
         if flag.split("=", 1)[0] in _RESERVED_FLAGS:
             raise ValueError(f"--overrides may not set {flag.split('=', 1)[0]}: the sweep sets it")
         if not flag.startswith("--"):
             raise ValueError(f"--overrides: {flag!r} is not a --flag=value")
-    return [
-        f"--flagfile={base_flagfile}",
-        *overrides,
-        f"--alpha={run.alpha}",
-        f"--seed={run.seed}",
-        f"--workdir={run.workdir}",
-    ]
+    flags = [f"--flagfile={base_flagfile}", *overrides]
+    if run.alpha_token is None:
+        return [*flags, "--steps=0", f"--seed={run.seed}", f"--workdir={run.workdir}"]
+    flags += [f"--alpha={run.alpha}", f"--seed={run.seed}", f"--workdir={run.workdir}"]
+    if shared_warm_start:
+        warm = SweepRun(None, run.seed, run.sweep_dir)
+        flags += [f"--init_from={warm.workdir}", "--warm_start_steps=0"]
+    return flags
 
 
 # --- Collecting --------------------------------------------------------------------------

@@ -6,13 +6,16 @@ r"""α ablation sweep: runs (or prints, or submits) a grid of α x seeds, then t
 
 Each run gets its own workdir under --sweep_dir (``alpha_0.6_seed_1``,
 ``alignment_only_seed_0``, ...); runs whose ``summary.md`` exists are finished and skipped.
+With --shared_warm_start (the default) each seed's warm start runs once
+(``warm_start_seed_<S>``, ``--steps=0``) and that seed's α runs start from it
+(``--init_from``); the runs are the same as with their own warm starts, only cheaper.
 Launchers: ``local`` runs them one after another here (each a subprocess of
 experiments/run.py, its output in ``<workdir>/launch.log``) and then collects; ``print``
 writes the commands; ``slurm`` submits each run with ``sbatch launch/slurm_gpu.sbatch``.
 ``--collect`` (alone) tabulates the finished runs: ``--results_dir/--results_name`` .md, .csv,
 _runs.csv and .png, mean ± std over seeds per α (see coderl_jax/sweeps.py).
-Hardware and time: one tiny_cpu run takes about 12 minutes on 2 CPU cores, so the 9-run grid
-above takes about 2 hours with --launcher=local.
+Hardware and time (tiny_cpu.flags, 2 CPU cores): see the flagfile's header for one run; with
+a shared warm start the 9-run grid above costs 3 warm starts and 9 RL phases.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ F.DEFINE_multi_string(
     "lone -- are overrides too.",
 )
 F.DEFINE_enum("launcher", "print", ["local", "print", "slurm"], "How runs are started.")
+F.DEFINE_bool(
+    "shared_warm_start",
+    True,
+    "One warm-start run per seed (warm_start_seed_<S>, --steps=0) that the seed's α runs "
+    "start from (--init_from); --noshared_warm_start: every run warm-starts itself.",
+)
 F.DEFINE_bool("collect", False, "Only tabulate the finished runs (no launching).")
 F.DEFINE_list("metrics", list(sweeps.DEFAULT_METRICS), "Final metrics in the results table.")
 F.DEFINE_string("results_dir", "experiments/results", "Where the table, CSV and plot go.")
@@ -55,12 +64,16 @@ F.DEFINE_string("python", sys.executable, "Interpreter of local runs (print show
 FLAGS = F.FLAGS
 
 
-def _command(run: sweeps.SweepRun, overrides: list[str], python: str) -> list[str]:
-    run_flags = sweeps.run_flags(run, FLAGS.base_flagfile, overrides)
+def _command(
+    run: sweeps.SweepRun, overrides: list[str], python: str, after_job: str | None = None
+) -> list[str]:
+    run_flags = sweeps.run_flags(run, FLAGS.base_flagfile, overrides, FLAGS.shared_warm_start)
     if FLAGS.launcher == "slurm":
         # The sbatch script takes the flagfile first, then the flags; logs in the workdir.
         return [
             "sbatch",
+            "--parsable",
+            *([f"--dependency=afterok:{after_job}"] if after_job else []),
             f"--job-name=coderl_{run.name}",
             f"--output={os.path.join(run.workdir, 'slurm-%j.out')}",
             f"--export=ALL,LOG_DIR={os.path.join(run.workdir, 'logs')}",
@@ -75,6 +88,10 @@ def _run_locally(pending: list[sweeps.SweepRun], overrides: list[str]) -> list[s
     """Runs one after another; returns the names of runs that failed."""
     failed, start = [], time.monotonic()
     for i, run in enumerate(pending):
+        if sweeps.SweepRun(None, run.seed, run.sweep_dir).name in failed:
+            print(f"[{i + 1}/{len(pending)}] {run.name}: skipped, its warm start failed")
+            failed.append(run.name)
+            continue
         os.makedirs(run.workdir, exist_ok=True)
         log_path = os.path.join(run.workdir, "launch.log")
         print(f"[{i + 1}/{len(pending)}] {run.name}: running (log {log_path})", flush=True)
@@ -106,9 +123,12 @@ def main(argv: list[str]) -> None:
     failed: list[str] = []
     if not FLAGS.collect:
         pending = [r for r in runs if not r.is_finished()]
-        for run in runs:
+        warm = sweeps.warm_start_runs(pending) if FLAGS.shared_warm_start else []
+        for run in [*warm, *runs]:
             if run.is_finished():
                 print(f"# {run.name}: finished, skipped ({run.workdir})")
+        # A seed's warm start goes first (its α runs start from it).
+        pending = [r for r in warm if not r.is_finished()] + pending
         if FLAGS.launcher == "print":
             for run in pending:
                 print(shlex.join(_command(run, overrides, "python")))
@@ -116,11 +136,14 @@ def main(argv: list[str]) -> None:
         if FLAGS.launcher == "slurm":
             if pending and shutil.which("sbatch") is None:
                 raise app.UsageError("--launcher=slurm: no sbatch on PATH (run on a login node)")
+            warm_jobs: dict[int, str] = {}  # seed -> job id of its warm start
             for run in pending:
                 os.makedirs(run.workdir, exist_ok=True)
-                command = _command(run, overrides, "python")
+                command = _command(run, overrides, "python", warm_jobs.get(run.seed))
                 print(shlex.join(command), flush=True)
-                subprocess.run(command, check=True)
+                job = subprocess.run(command, check=True, capture_output=True, text=True)
+                if run.alpha_token is None:
+                    warm_jobs[run.seed] = job.stdout.strip().split(";")[0]
             print("submitted; tabulate later with the same flags and --collect")
             return
         failed = _run_locally(pending, overrides)

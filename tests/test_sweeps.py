@@ -141,15 +141,31 @@ def test_print_launcher_prints_each_unfinished_run_once(tmp_path):
     lines = out.splitlines()
     assert lines[0] == f"# alpha_0.6_seed_1: finished, skipped ({sweep_dir}/alpha_0.6_seed_1)"
     commands = lines[1:]
-    assert len(commands) == 5
+    assert len(commands) == 2 + 5  # a shared warm start per seed, then the unfinished runs
+    base = "python experiments/run.py --flagfile=experiments/configs/tiny_cpu.flags"
     assert commands[0] == (
-        "python experiments/run.py --flagfile=experiments/configs/tiny_cpu.flags "
-        f"--mesh=-1,1,1 --steps=4 --alpha=1.0 --seed=0 --workdir={sweep_dir}/alpha_1.0_seed_0"
+        f"{base} --mesh=-1,1,1 --steps=4 --steps=0 --seed=0 --workdir={sweep_dir}/warm_start_seed_0"
+    )
+    assert commands[2] == (
+        f"{base} --mesh=-1,1,1 --steps=4 --alpha=1.0 --seed=0 "
+        f"--workdir={sweep_dir}/alpha_1.0_seed_0 "
+        f"--init_from={sweep_dir}/warm_start_seed_0 --warm_start_steps=0"
     )
     assert commands[-1].endswith(
-        f"--alpha=0.0 --seed=1 --workdir={sweep_dir}/alignment_only_seed_1"
+        f"--alpha=0.0 --seed=1 --workdir={sweep_dir}/alignment_only_seed_1 "
+        f"--init_from={sweep_dir}/warm_start_seed_1 --warm_start_steps=0"
     )
     assert not any("alpha_0.6_seed_1" in c for c in commands)
+    unshared = sweep_cli(
+        tmp_path,
+        "--base_flagfile=experiments/configs/tiny_cpu.flags",
+        "--alphas=0.6",
+        "--seeds=0",
+        f"--sweep_dir={sweep_dir}",
+        "--launcher=print",
+        "--noshared_warm_start",
+    )
+    assert unshared.strip().endswith(f"--seed=0 --workdir={sweep_dir}/alpha_0.6_seed_0")
 
 
 def test_collect_writes_the_results(tmp_path):
