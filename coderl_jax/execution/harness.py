@@ -180,7 +180,7 @@ def _run_stdio_test(code, workdir: str, text: str, max_output: int) -> dict:
             status, error = "output_limit", f"stdout exceeds {max_output} bytes"
         elif error and error.startswith("MemoryError"):
             status = "memory_limit"
-        out = os.pread(output_fd, max_output, 0).decode("utf-8", errors="replace")
+        out = os.pread(output_fd, min(size, max_output), 0).decode("utf-8", errors="replace")
         return {"status": status, "stdout": out, "error": error}
     finally:
         os.close(output_fd)

@@ -49,9 +49,9 @@ def _close_all_except(keep: set[int]) -> None:
 
 def _checker_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
     try:
-        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]} | set(iso.read_only_fds))
-        isolation.confine_child(iso, limits, workdir, cpu_seconds)
-        isolation._libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]} | _ruleset_fds(fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds, fds.get("ruleset"))
+        isolation._prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]})
         calls = Channel(write_fd=fds["c2u_w"], read_fd=fds["u2c_r"])
         run_checker_child(job, Channel(fds["marker_w"]), calls)
@@ -70,8 +70,8 @@ def _program_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
                 _checker_main(job, iso, limits, workdir, cpu_seconds, fds)
             requests = Channel(write_fd=fds["u2c_w"], read_fd=fds["c2u_r"])
         keep = {fds["res_w"]} | ({fds["u2c_w"], fds["c2u_r"]} if requests else set())
-        _close_all_except(keep | set(iso.read_only_fds))
-        isolation.confine_child(iso, limits, workdir, cpu_seconds)
+        _close_all_except(keep | _ruleset_fds(fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds, fds.get("ruleset"))
         _close_all_except(keep)
         run_program_child(job, Channel(fds["res_w"]), requests)
     except BaseException as e:
@@ -80,6 +80,10 @@ def _program_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
         finally:
             os._exit(120)
     os._exit(120)
+
+
+def _ruleset_fds(fds: dict[str, int]) -> set[int]:
+    return {fds["ruleset"]} if "ruleset" in fds else set()
 
 
 def _sweep_uid(uid: int) -> None:
@@ -116,6 +120,8 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
             names += ("marker", "c2u", "u2c")
         for name in names:
             fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+        if iso.on("landlock"):  # built here so that the child only enforces it
+            fds["ruleset"] = isolation.job_landlock_ruleset(iso, workdir)
         if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
             for name in ("stdin_r", "out_w", "err_w"):
                 os.fchown(fds[name], iso.uid, iso.uid)
@@ -143,7 +149,10 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     return report
 
 
-_CHILD_ENDS = ("stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r")
+_CHILD_ENDS = (
+    "stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r",
+    "ruleset",
+)  # fmt: skip
 
 
 def _fork_in_new_pid_namespace(iso) -> int:

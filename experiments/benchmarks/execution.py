@@ -136,19 +136,32 @@ APPROACHES = {
 }
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages, printed with every measurement: on a busy machine
+    ``subprocess.run`` (interpreter start-up) slows down more than the pool, which inflates
+    the ratios; quote ratios only from runs that started with a 1-minute load below ~1.5
+    on a 2-core machine."""
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def throughput(args) -> None:
     programs = make_programs(args.programs, loops=not args.no_timeouts)
     rates = {}
+    print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (start)", flush=True)
     for name in args.approaches.split(","):
         runner = APPROACHES[name]
         print(f"{name}: {len(programs)} programs, concurrency {args.concurrency} ...", flush=True)
         passed = runner(programs, args.concurrency, args.timeout)
         rates[name] = len(programs) / runner.elapsed
-        print(f"  {runner.elapsed:.1f}s, {rates[name]:.1f} programs/s, {sum(passed)} passed")
+        print(
+            f"  {runner.elapsed:.1f}s, {rates[name]:.1f} programs/s, {sum(passed)} passed "
+            f"({load_average()})"
+        )
     if "pool" in rates:
         for name, rate in rates.items():
             if name != "pool":
                 print(f"pool / {name}: {rates['pool'] / rate:.1f}x")
+    print(f"throughput done, {load_average()} (end)", flush=True)
 
 
 TRACE_PROGRAMS = {
