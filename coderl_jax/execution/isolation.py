@@ -81,7 +81,8 @@ class Limits:
                 )
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        # Flat fields: no need for dataclasses.asdict's recursive deep copy (once per job).
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
 def unshare(flags: int) -> None:
