@@ -15,6 +15,10 @@ Soak (``--soak``): ``--soak_jobs`` jobs, ~10% hostile (timeouts, memory and fork
 floods, segfaults, daemons, fd exhaustion, escapes); checks every job has a result, no
 process of a sandbox uid is left, and worker RSS / open fds stay flat.
 
+Every measurement line carries the load average: other work on the machine slows
+``subprocess.run`` (a fresh interpreter per program) more than the pool, so ratios measured
+on a busy machine overstate the pool's advantage; compare only runs that started quiet.
+
 Usage (2-core VM, about 2 minutes; ``--programs 100`` for a quick look)::
 
     python experiments/benchmarks/execution.py --programs 1000 --concurrency 2
@@ -147,7 +151,7 @@ def load_average() -> str:
 def throughput(args) -> None:
     programs = make_programs(args.programs, loops=not args.no_timeouts)
     rates = {}
-    print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (start)", flush=True)
+    print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (before)", flush=True)
     for name in args.approaches.split(","):
         runner = APPROACHES[name]
         print(f"{name}: {len(programs)} programs, concurrency {args.concurrency} ...", flush=True)
@@ -161,7 +165,7 @@ def throughput(args) -> None:
         for name, rate in rates.items():
             if name != "pool":
                 print(f"pool / {name}: {rates['pool'] / rate:.1f}x")
-    print(f"throughput done, {load_average()} (end)", flush=True)
+    print(f"throughput done, {load_average()} (after)", flush=True)
 
 
 TRACE_PROGRAMS = {
@@ -197,6 +201,7 @@ if __name__ == "__main__":
     parser.add_argument("--soak", action="store_true", help="run the soak test instead")
     parser.add_argument("--soak_jobs", type=int, default=10_000, help="jobs in the soak test")
     args = parser.parse_args()
+    print(f"start: {load_average()}", flush=True)
     if args.soak:
         from execution_soak import soak  # noqa: E402  (sibling script)
 
@@ -205,3 +210,4 @@ if __name__ == "__main__":
         throughput(args)
         if not args.skip_tracer:
             tracer_overhead(args)
+    print(f"end: {load_average()}", flush=True)
