@@ -1,8 +1,11 @@
 """One job, start to finish: fork the program, feed and drain it, enforce time, reap.
 
 ``supervise(job, ...)`` runs in the worker (or a throwaway fork of it, see
-``worker.run_job``); call that process ``A``. ``A`` forks the program ``B`` as PID 1 of a
-new PID namespace; for assert tests ``B`` forks the checker ``C`` before confining itself.
+``worker.run_job``); call that process ``A``. ``A`` creates the job's directory, pipes and
+Landlock ruleset, then forks the program ``B`` as PID 1 of a new PID namespace; for assert
+tests ``B`` forks the checker ``C`` before confining itself. ``B`` and ``C`` only *apply*
+what ``A`` prepared (``isolation.confine_child``): every page of Python state a child
+touches costs it a copy-on-write fault, so work that can happen before the fork does.
 ``A`` then polls, until ``B`` exits:
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
