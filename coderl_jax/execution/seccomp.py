@@ -131,7 +131,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-_prepared: tuple | None = None  # (prctl function, filter buffer, sock_fprog) from prepare()
+_prepared: tuple | None = None  # (prctl, filter buffer, sock_fprog, prctl argument tuples)
 
 
 def _program_args() -> tuple:
