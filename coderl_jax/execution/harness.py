@@ -47,6 +47,7 @@ from .spec import TAG_BIGINT, TAG_UNREPRESENTABLE
 from .tracer import PROGRAM_FILENAME, VariableTracer
 
 _HEADER = struct.Struct(">I")
+_encode_json = json.JSONEncoder(allow_nan=False).encode  # = json.dumps(..., allow_nan=False)
 
 
 class Channel:
@@ -56,7 +57,7 @@ class Channel:
         self.write_fd, self.read_fd = write_fd, read_fd
 
     def send(self, message: dict) -> None:
-        data = json.dumps(message, allow_nan=False).encode()
+        data = _encode_json(message).encode()
         view = memoryview(_HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(self.write_fd, view) :]
@@ -180,7 +181,7 @@ def _run_stdio_test(code, workdir: str, text: str, max_output: int) -> dict:
             status, error = "output_limit", f"stdout exceeds {max_output} bytes"
         elif error and error.startswith("MemoryError"):
             status = "memory_limit"
-        out = os.pread(output_fd, max_output, 0).decode("utf-8", errors="replace")
+        out = os.pread(output_fd, min(size, max_output), 0).decode("utf-8", errors="replace")
         return {"status": status, "stdout": out, "error": error}
     finally:
         os.close(output_fd)

@@ -13,8 +13,11 @@ forks) unable to
 
 Access rights unknown to the running kernel's ABI are left out, so older kernels get the
 subset they support. The fds are ``O_PATH`` descriptors opened once by the worker (as root,
-before the uid drop) and inherited; the ruleset is built per job, since rules attach to a
-ruleset for its whole life.
+before the uid drop). A ruleset is built per job, since rules attach to a ruleset for its
+whole life and each job has a fresh directory: ``create_ruleset`` runs in the worker
+before the fork (so the child touches none of this Python code and memory), and the child
+only calls ``restrict_self`` on the inherited ruleset fd, then closes it. ``restrict``
+does both in the calling process.
 """
 
 from __future__ import annotations
@@ -75,13 +78,8 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def restrict(read_only_fds: list[int], writable_fd: int, abi: int | None = None) -> None:
-    """Confines the calling process (see module docstring). Needs no_new_privs or root."""
-    abi = abi_version() if abi is None else abi
-    if abi < 1:
-        raise OSError("landlock: not supported by this kernel")
-    handled_fs = _handled_fs(abi)
-    attr = _RulesetAttr(handled_fs, 0, 0)
+def _ruleset_attr(abi: int) -> tuple[_RulesetAttr, int]:
+    attr = _RulesetAttr(_handled_fs(abi), 0, 0)
     size = 8
     if abi >= 4:
         attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
@@ -89,6 +87,20 @@ def restrict(read_only_fds: list[int], writable_fd: int, abi: int | None = None)
     if abi >= 6:
         attr.scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL
         size = 24
+    return attr, size
+
+
+def create_ruleset(read_only_fds: list[int], writable_fd: int, abi: int | None = None) -> int:
+    """A ruleset fd (close-on-exec) holding the rules of the module docstring.
+
+    Needs no privilege and confines nothing by itself: ``restrict_self(fd)`` enforces it on
+    the calling process. Raises OSError when Landlock is unavailable or a rule is refused.
+    """
+    abi = abi_version() if abi is None else abi
+    if abi < 1:
+        raise OSError("landlock: not supported by this kernel")
+    handled_fs = _handled_fs(abi)
+    attr, size = _ruleset_attr(abi)
     ruleset = _check(
         _libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
         "create_ruleset",
@@ -104,6 +116,21 @@ def restrict(read_only_fds: list[int], writable_fd: int, abi: int | None = None)
                 _SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0
             )
             _check(result, f"add_rule(fd {fd})")
-        _check(_libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
+    except BaseException:
+        os.close(ruleset)
+        raise
+    return ruleset
+
+
+def restrict_self(ruleset_fd: int) -> None:
+    """Enforces the ruleset on the calling process. Needs no_new_privs or root."""
+    _check(_libc.syscall(_SYS_RESTRICT_SELF, ruleset_fd, 0), "restrict_self")
+
+
+def restrict(read_only_fds: list[int], writable_fd: int, abi: int | None = None) -> None:
+    """Confines the calling process (see module docstring). Needs no_new_privs or root."""
+    ruleset = create_ruleset(read_only_fds, writable_fd, abi)
+    try:
+        restrict_self(ruleset)
     finally:
         os.close(ruleset)

@@ -131,22 +131,35 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def prepare() -> None:
-    """Builds the filter and loads libc ahead of time (call in the worker, before forks)."""
-    build_filter()
-    _libc()
+_prepared: tuple | None = None  # (prctl, filter buffer, sock_fprog, prctl argument tuples)
 
 
-def install() -> None:
-    """Sets no_new_privs and installs the filter on the calling thread. Raises OSError."""
+def _program_args() -> tuple:
     libc = _libc()
     program = build_filter()
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    for args in (
-        (_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
-        (_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0),
-    ):
-        if libc.prctl(*[ctypes.c_ulong(a) for a in args]) != 0:
+    prctl = libc.prctl
+    nnp = tuple(ctypes.c_ulong(a) for a in (_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+    mode = _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0
+    return prctl, buffer, fprog, (nnp, tuple(ctypes.c_ulong(a) for a in mode))
+
+
+def prepare() -> None:
+    """Builds the filter, its ``sock_fprog`` and the prctl arguments ahead of time.
+
+    Call in the worker before forking: the children then only make the two ``prctl``
+    calls, instead of each rebuilding the ctypes objects in copied-on-write memory.
+    """
+    global _prepared
+    _prepared = _program_args()
+
+
+def install() -> None:
+    """Sets no_new_privs and installs the filter on the calling thread. Raises OSError."""
+    prctl, _buffer, _fprog, calls = _prepared or _program_args()  # buffer kept alive here
+    for args in calls:
+        if prctl(*args) != 0:
             err = ctypes.get_errno()
-            raise OSError(err, f"seccomp: prctl{args[:2]} failed: {errno.errorcode.get(err)}")
+            what = (args[0].value, args[1].value)
+            raise OSError(err, f"seccomp: prctl{what} failed: {errno.errorcode.get(err)}")

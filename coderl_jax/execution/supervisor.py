@@ -1,8 +1,11 @@
 """One job, start to finish: fork the program, feed and drain it, enforce time, reap.
 
 ``supervise(job, ...)`` runs in the worker (or a throwaway fork of it, see
-``worker.run_job``); call that process ``A``. ``A`` forks the program ``B`` as PID 1 of a
-new PID namespace; for assert tests ``B`` forks the checker ``C`` before confining itself.
+``worker.run_job``); call that process ``A``. ``A`` creates the job's directory, pipes and
+Landlock ruleset, then forks the program ``B`` as PID 1 of a new PID namespace; for assert
+tests ``B`` forks the checker ``C`` before confining itself. ``B`` and ``C`` only *apply*
+what ``A`` prepared (``isolation.confine_child``): every page of Python state a child
+touches costs it a copy-on-write fault, so work that can happen before the fork does.
 ``A`` then polls, until ``B`` exits:
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
@@ -27,7 +30,6 @@ import os
 import select
 import shutil
 import signal
-import tempfile
 import time
 
 from . import isolation
@@ -49,9 +51,9 @@ def _close_all_except(keep: set[int]) -> None:
 
 def _checker_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
     try:
-        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]} | set(iso.read_only_fds))
-        isolation.confine_child(iso, limits, workdir, cpu_seconds)
-        isolation._libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]} | _ruleset_fds(fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds, fds.get("ruleset"))
+        isolation._prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         _close_all_except({fds["marker_w"], fds["c2u_w"], fds["u2c_r"]})
         calls = Channel(write_fd=fds["c2u_w"], read_fd=fds["u2c_r"])
         run_checker_child(job, Channel(fds["marker_w"]), calls)
@@ -70,8 +72,8 @@ def _program_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
                 _checker_main(job, iso, limits, workdir, cpu_seconds, fds)
             requests = Channel(write_fd=fds["u2c_w"], read_fd=fds["c2u_r"])
         keep = {fds["res_w"]} | ({fds["u2c_w"], fds["c2u_r"]} if requests else set())
-        _close_all_except(keep | set(iso.read_only_fds))
-        isolation.confine_child(iso, limits, workdir, cpu_seconds)
+        _close_all_except(keep | _ruleset_fds(fds))
+        isolation.confine_child(iso, limits, workdir, cpu_seconds, fds.get("ruleset"))
         _close_all_except(keep)
         run_program_child(job, Channel(fds["res_w"]), requests)
     except BaseException as e:
@@ -80,6 +82,47 @@ def _program_main(job, iso, limits, workdir, cpu_seconds, fds) -> None:
         finally:
             os._exit(120)
     os._exit(120)
+
+
+def _make_workdir(base_dir: str) -> str:
+    """A new, empty directory (mode 0700) for one job inside the worker's ``base_dir``.
+
+    Named by a per-worker counter: the worker runs one job at a time and every job
+    directory is private (0700, its own uid or Landlock), so the name needs no randomness.
+    """
+    global _next_workdir
+    while True:
+        path = os.path.join(base_dir, f"job{_next_workdir}")
+        _next_workdir += 1
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:  # left over from a job whose directory could not be removed
+            continue
+
+
+_next_workdir = 0
+
+
+def _remove_workdir(path: str) -> None:
+    """Removes a job's directory: a quick pass for the usual flat one, else ``rmtree``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        raise IsADirectoryError(entry.name)
+                    os.unlink(entry.name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _ruleset_fds(fds: dict[str, int]) -> set[int]:
+    return {fds["ruleset"]} if "ruleset" in fds else set()
 
 
 def _sweep_uid(uid: int) -> None:
@@ -105,7 +148,7 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
     timeout = float(job["timeout_s"])
     hard_end = start + timeout * (num_tests(job) + 1)
     cpu_seconds = math.ceil(hard_end - start) + 1
-    workdir = tempfile.mkdtemp(dir=base_dir)
+    workdir = _make_workdir(base_dir)
     fds: dict[str, int] = {}
     pid = None  # the program while it is not yet reaped
     try:
@@ -116,6 +159,8 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
             names += ("marker", "c2u", "u2c")
         for name in names:
             fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe()
+        if iso.on("landlock"):  # built here so that the child only enforces it
+            fds["ruleset"] = isolation.job_landlock_ruleset(iso, workdir)
         if iso.uid is not None:  # so the program may reopen them, e.g. open("/dev/stdin")
             for name in ("stdin_r", "out_w", "err_w"):
                 os.fchown(fds[name], iso.uid, iso.uid)
@@ -137,13 +182,16 @@ def supervise(job: dict, iso, limits: isolation.Limits, base_dir: str) -> dict:
             os.wait4(pid, 0)
         for fd in fds.values():
             os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_workdir(workdir)
     report = build_report(job, watch, status, rusage, kill_reason, cpu_seconds)
     report["wall_s"] = time.monotonic() - start
     return report
 
 
-_CHILD_ENDS = ("stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r")
+_CHILD_ENDS = (
+    "stdin_r", "out_w", "err_w", "res_w", "marker_w", "c2u_w", "c2u_r", "u2c_w", "u2c_r",
+    "ruleset",
+)  # fmt: skip
 
 
 def _fork_in_new_pid_namespace(iso) -> int:

@@ -19,6 +19,7 @@ detected and replaced by the pool. The worker dies with its parent (PDEATHSIG).
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import select
 import signal
@@ -125,6 +126,10 @@ def main() -> None:
             __import__(name)
         except ImportError:
             pass
+    # Everything the worker holds now lives as long as it does: keep it out of the garbage
+    # collector's generations, so that a collection in a child never walks (and so never
+    # copies on write) the worker's objects.
+    gc.freeze()
     channel.send(
         {"t": "ready", "isolation": iso.report, "python": sys.executable, "pid": os.getpid()}
     )

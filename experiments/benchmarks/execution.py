@@ -15,6 +15,10 @@ Soak (``--soak``): ``--soak_jobs`` jobs, ~10% hostile (timeouts, memory and fork
 floods, segfaults, daemons, fd exhaustion, escapes); checks every job has a result, no
 process of a sandbox uid is left, and worker RSS / open fds stay flat.
 
+Every measurement line carries the load average: other work on the machine slows
+``subprocess.run`` (a fresh interpreter per program) more than the pool, so ratios measured
+on a busy machine overstate the pool's advantage; compare only runs that started quiet.
+
 Usage (2-core VM, about 2 minutes; ``--programs 100`` for a quick look)::
 
     python experiments/benchmarks/execution.py --programs 1000 --concurrency 2
@@ -136,19 +140,32 @@ APPROACHES = {
 }
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages, printed with every measurement: on a busy machine
+    ``subprocess.run`` (interpreter start-up) slows down more than the pool, which inflates
+    the ratios; quote ratios only from runs that started with a 1-minute load below ~1.5
+    on a 2-core machine."""
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def throughput(args) -> None:
     programs = make_programs(args.programs, loops=not args.no_timeouts)
     rates = {}
+    print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (before)", flush=True)
     for name in args.approaches.split(","):
         runner = APPROACHES[name]
         print(f"{name}: {len(programs)} programs, concurrency {args.concurrency} ...", flush=True)
         passed = runner(programs, args.concurrency, args.timeout)
         rates[name] = len(programs) / runner.elapsed
-        print(f"  {runner.elapsed:.1f}s, {rates[name]:.1f} programs/s, {sum(passed)} passed")
+        print(
+            f"  {runner.elapsed:.1f}s, {rates[name]:.1f} programs/s, {sum(passed)} passed "
+            f"({load_average()})"
+        )
     if "pool" in rates:
         for name, rate in rates.items():
             if name != "pool":
                 print(f"pool / {name}: {rates['pool'] / rate:.1f}x")
+    print(f"throughput done, {load_average()} (after)", flush=True)
 
 
 TRACE_PROGRAMS = {
@@ -184,6 +201,7 @@ if __name__ == "__main__":
     parser.add_argument("--soak", action="store_true", help="run the soak test instead")
     parser.add_argument("--soak_jobs", type=int, default=10_000, help="jobs in the soak test")
     args = parser.parse_args()
+    print(f"start: {load_average()}", flush=True)
     if args.soak:
         from execution_soak import soak  # noqa: E402  (sibling script)
 
@@ -192,3 +210,4 @@ if __name__ == "__main__":
         throughput(args)
         if not args.skip_tracer:
             tracer_overhead(args)
+    print(f"end: {load_average()}", flush=True)
