@@ -190,6 +190,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
         pool_source = load_alignment_pool(config.alignment.pool_files, references)
 
     # ------------------------------------------------------------------ warm start, initial eval
+    initial = None
     if learner.next_step == 0 and learner.checkpointer.latest_step() is None:
         if config.warm_start.steps:
             _warm_start(learner, pool, train_problems, writer)
@@ -200,7 +201,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 learner.state.params,
                 tokenizer,
             )
-        _evaluate(learner, pool, eval_benchmarks, eval_samplers, 0, writer)
+        initial = _evaluate(learner, pool, eval_benchmarks, eval_samplers, 0, writer)
         _save(learner, 0, iterator, force=True)
 
     # ------------------------------------------------------------------ jitted functions
@@ -306,7 +307,10 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             writer.write(config.run.steps - 1, last)
 
     # ------------------------------------------------------------------ final evaluation, reports
-    final = _evaluate(learner, pool, eval_benchmarks, eval_samplers, config.run.steps, writer)
+    if config.run.steps == 0 and initial is not None:  # a warm-start-only run: evaluated
+        final = initial
+    else:
+        final = _evaluate(learner, pool, eval_benchmarks, eval_samplers, config.run.steps, writer)
     learner.checkpointer.wait()
     if jax.process_index() == 0:
         metrics_path = os.path.join(learner.workdir, METRICS_FILENAME)

@@ -111,6 +111,7 @@ def _load_model(path: str):
 def _data_options(run_config):
     from coderl_jax.data.builders import synthetic_config
     from coderl_jax.evals import DataOptions
+    from coderl_jax.rl.alignment import AlignmentConfig
 
     data = run_config.data if run_config else config_lib.DataConfig()
     sizes = FLAGS.synthetic_sizes or data.synthetic_sizes
@@ -125,6 +126,12 @@ def _data_options(run_config):
         skip_bad_rows=FLAGS.skip_bad_rows,
         num_problems=FLAGS.num_problems,
         timeout_s=FLAGS.exec_timeout_s,
+        # synthetic_alignment: the run's task conversion and prompt style (as trained)
+        alignment=dataclasses.replace(
+            run_config.alignment.conversion, max_prompt_tokens=data.max_prompt_tokens
+        )
+        if run_config
+        else AlignmentConfig(),
     )
 
 

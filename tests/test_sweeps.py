@@ -109,7 +109,7 @@ def test_results_table_mean_std_and_missing_metric(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def sweep_cli(tmp_path, *args: str) -> str:
+def sweep_cli(tmp_path, *args: str, timeout: float = 120) -> str:
     env = dict(os.environ, PYTHONPATH=REPO)
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "experiments", "sweep_alpha.py"), *args],
@@ -117,9 +117,9 @@ def sweep_cli(tmp_path, *args: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 
 
@@ -188,3 +188,59 @@ def test_collect_writes_the_results(tmp_path):
         "sweep_alpha.png",
         "sweep_alpha_runs.csv",
     ]
+
+
+@pytest.mark.slow
+def test_local_sweep_shares_the_warm_start(scaled_down_cache, tmp_path):
+    """One seed, one α: the warm-start-only run, then the α run from its policy (its
+    reference policy is the warm start's, byte for byte); a rerun skips both."""
+    from tests import scaled_down
+
+    flagfile = tmp_path / "base.flags"
+    flags = scaled_down.run_flags(scaled_down_cache, str(tmp_path / "unused"), steps=1)
+    flagfile.write_text("\n".join(f for f in flags if not f.startswith("--workdir")) + "\n")
+    sweep_dir = tmp_path / "sweep"
+    out = sweep_cli(
+        tmp_path,
+        f"--base_flagfile={flagfile}",
+        "--alphas=0.6",
+        "--seeds=0",
+        f"--sweep_dir={sweep_dir}",
+        "--launcher=local",
+        f"--results_dir={tmp_path / 'results'}",
+        f"--metrics={PASS}",
+        timeout=400,
+    )
+    assert "warm_start_seed_0: done" in out and "alpha_0.6_seed_0: done" in out
+    warm = read_steps(sweep_dir / "warm_start_seed_0")
+    run = read_steps(sweep_dir / "alpha_0.6_seed_0")
+    assert sorted(warm) == [0] and "warm_start/nll" in warm[0]
+    assert "warm_start/nll" not in run[0] and "train/loss" in run[0] and PASS in run[1]
+    # The α run's initial policy (its KL reference) is the warm start's final one, bit for bit.
+    weights = "reference_hf/model.safetensors"
+    assert (sweep_dir / "alpha_0.6_seed_0" / weights).read_bytes() == (
+        sweep_dir / "warm_start_seed_0" / weights
+    ).read_bytes()
+    assert run[0][PASS] == warm[0][PASS]
+    assert (tmp_path / "results" / "sweep_alpha.md").is_file()
+    again = sweep_cli(
+        tmp_path,
+        f"--base_flagfile={flagfile}",
+        "--alphas=0.6",
+        "--seeds=0",
+        f"--sweep_dir={sweep_dir}",
+        "--launcher=local",
+        f"--results_dir={tmp_path / 'results'}",
+        f"--metrics={PASS}",
+    )
+    assert "# alpha_0.6_seed_0: finished, skipped" in again and "running" not in again
+
+
+def read_steps(workdir) -> dict[int, dict]:
+    """``{step: merged metrics}`` of a run's metrics.jsonl."""
+    steps: dict[int, dict] = {}
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            steps.setdefault(row.pop("step"), {}).update(row)
+    return steps

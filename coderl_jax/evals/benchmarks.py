@@ -11,6 +11,7 @@ leetcode_contest       generation  LeetCode contests, CodeRL+ format (manual)
 code_reasoning         reasoning   ``lcb_code_execution`` (manual) + ``humaneval_exec``
 test_output            reasoning   ``lcb_test_output`` (manual) + ``humaneval_testoutput``
 synthetic_reasoning    reasoning   code execution on the ``coderl_synthetic`` test split
+synthetic_alignment    alignment   alignment tasks of the test split's references (``alignment``)
 humaneval_exec, humaneval_testoutput, lcb_code_execution, lcb_test_output: one source each
 =====================  ==========  ====================================================
 
@@ -32,14 +33,15 @@ import jax
 
 from coderl_jax.data import sources
 from coderl_jax.data.builders import DEFAULT_CONFIG, ManualDataMissingError, SyntheticConfig
-from coderl_jax.evals import derived, prompts
+from coderl_jax.evals import alignment, derived, prompts
 from coderl_jax.evals.codegen import score_code_generation
 from coderl_jax.evals.leetcode import leetcode_program
 from coderl_jax.evals.reasoning import score_reasoning
+from coderl_jax.rl.alignment import AlignmentConfig
 
 log = logging.getLogger(__name__)
 
-GENERATION, REASONING = "generation", "reasoning"
+GENERATION, REASONING, ALIGNMENT = "generation", "reasoning", "alignment"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,8 @@ class DataOptions:
     # first N problems); 0: all.
     num_problems: int = 0
     timeout_s: float = 5.0  # sandbox limit per run when labels are computed
+    # synthetic_alignment: how tasks are built and shown (the run's, so prompts match training)
+    alignment: AlignmentConfig = AlignmentConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Benchmark:
     """A benchmark's name, its kind (what is scored) and where its items come from."""
 
     name: str
-    kind: str  # GENERATION or REASONING
+    kind: str  # GENERATION, REASONING or ALIGNMENT
     sources: tuple[str, ...]  # datasets (reasoning: item sources) it draws from
     description: str
 
@@ -94,6 +98,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             ("synthetic_reasoning",),
             "synthetic test split: program + input -> output",
         ),
+        Benchmark(
+            "synthetic_alignment",
+            ALIGNMENT,
+            ("coderl_synthetic",),
+            "synthetic test split: the alignment task on the references",
+        ),
         Benchmark("humaneval_exec", REASONING, ("humaneval_exec",), "derived code execution"),
         Benchmark(
             "humaneval_testoutput", REASONING, ("humaneval_testoutput",), "derived test output"
@@ -109,9 +119,10 @@ class LoadedBenchmark:
     """A benchmark's items, ready to evaluate any number of times."""
 
     benchmark: Benchmark
-    items: list  # Problem (generation) or ReasoningItem (reasoning)
+    items: list  # Problem (generation), ReasoningItem (reasoning) or AlignmentTask
     counts: dict[str, int]  # what loading skipped or derived, e.g. humaneval_exec/items
     missing: dict[str, str]  # source left out -> why (its manual files are absent)
+    alignment_prompt_style: str = "full"  # how alignment tasks are shown
 
     @property
     def name(self) -> str:
@@ -173,6 +184,10 @@ def load_benchmark(name: str, data: DataOptions, run_batch: Callable) -> LoadedB
     if benchmark.kind == GENERATION:
         problems = _first(_problems(*_GENERATION_SPLITS[name], data), data)
         return LoadedBenchmark(benchmark, problems, {"items": len(problems)}, {})
+    if benchmark.kind == ALIGNMENT:
+        problems = _first(_problems("coderl_synthetic", "test", data), data)
+        tasks, counts = alignment.load_tasks(problems, run_batch, data.alignment)
+        return LoadedBenchmark(benchmark, tasks, counts, {}, data.alignment.prompt_style)
     items, counts, missing = [], {}, {}
     for source in benchmark.sources:
         try:
@@ -194,6 +209,8 @@ def conversations(loaded: LoadedBenchmark) -> list[list[dict[str, str]]]:
     """The chat messages of each item, as the model sees them (``prompts``)."""
     if loaded.benchmark.kind == GENERATION:
         return [prompts.code_messages(loaded.name, p) for p in loaded.items]
+    if loaded.benchmark.kind == ALIGNMENT:
+        return [alignment.messages(t, loaded.alignment_prompt_style) for t in loaded.items]
     return [prompts.reasoning_messages(item) for item in loaded.items]
 
 
@@ -204,6 +221,8 @@ class NoReferenceError(ValueError):
 def _oracle(loaded: LoadedBenchmark) -> list[list[str]]:
     if loaded.benchmark.kind == REASONING:
         return [[prompts.oracle_reasoning_completion(item)] for item in loaded.items]
+    if loaded.benchmark.kind == ALIGNMENT:
+        return [[task.reference_answer()] for task in loaded.items]
     answers = [prompts.oracle_code_completion(p) for p in loaded.items]
     lacking = [p.id for p, a in zip(loaded.items, answers) if a is None]
     if lacking:
@@ -245,6 +264,8 @@ def evaluate(
         metrics, records = score_code_generation(
             loaded.items, completions, check_batch, ks, timeout_s, _prepare(loaded.name)
         )
+    elif loaded.benchmark.kind == ALIGNMENT:
+        metrics, records = alignment.score_alignment(loaded.items, completions, ks)
     else:
         metrics, records = score_reasoning(loaded.items, completions, ks)
     n = len(completions[0]) if completions else 1

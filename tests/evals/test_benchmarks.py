@@ -1,11 +1,14 @@
 """The benchmark registry end to end with the oracle (reference answers) and wrong answers,
 the manual-format fixtures, missing data, and the LeetCode harness."""
 
+import json
+
 import pytest
 
 from coderl_jax.data.builders import ManualDataMissingError
 from coderl_jax.data.builders.leetcode import SOLUTION_CALL_SOURCE
 from coderl_jax.evals import BENCHMARKS, NoReferenceError, evaluate, load_benchmark
+from coderl_jax.evals.alignment import score_alignment
 from coderl_jax.evals.leetcode import leetcode_program
 
 
@@ -35,7 +38,8 @@ def test_oracle_passes_all_164_humaneval_problems_and_wrong_solutions_fail(pool,
 
 
 @pytest.mark.parametrize(
-    "name", ["code_reasoning", "test_output", "synthetic_reasoning", "synthetic"]
+    "name",
+    ["code_reasoning", "test_output", "synthetic_reasoning", "synthetic_alignment", "synthetic"],
 )
 def test_oracle_scores_full_marks_on_reasoning_and_synthetic_sets(pool, data, name):
     loaded = load_benchmark(name, data, pool.run_batch)
@@ -47,6 +51,9 @@ def test_oracle_scores_full_marks_on_reasoning_and_synthetic_sets(pool, data, na
         wrong = [["[ANSWER]\nassert f() == 'definitely not it'\n[/ANSWER]"]] * len(loaded.items)
         metrics, _ = evaluate(loaded, fixed(wrong), pool.check_batch)
         assert metrics["pass@1"] == 0.0
+    if BENCHMARKS[name].kind == "alignment":
+        assert metrics["output_accuracy"] == metrics["variable_accuracy"] == 1.0
+        assert metrics["reward"] == pytest.approx(1.0) and metrics["parse/ok"] == 1.0
     if len(BENCHMARKS[name].sources) > 1:  # one manual and one derived source
         assert set(metrics) >= {f"{s}/pass@1" for s in BENCHMARKS[name].sources}
 
@@ -101,3 +108,25 @@ def test_missing_manual_data_names_the_files(pool, data, tmp_path):
     assert "lcb_code_execution/*.jsonl" in loaded.missing["lcb_code_execution"]
     with pytest.raises(ValueError, match="unknown benchmarks"):
         load_benchmark("mbpp", options, pool.run_batch)
+
+
+def test_alignment_answers_score_per_variable_and_output(pool, data):
+    """Hand-made answers to the first task: all right, one variable wrong, output wrong,
+    unparseable; the metrics are the hand-computed shares."""
+    loaded = load_benchmark("synthetic_alignment", data, pool.run_batch)
+    task = loaded.items[0]
+    names = list(task.variables)
+    right = json.loads(task.reference_answer())
+    one_wrong = json.loads(task.reference_answer())
+    one_wrong["variables"][names[0]] = "not this"
+    bad_output = json.loads(task.reference_answer())
+    bad_output["final_output"] = "not this"
+    answers = [json.dumps(a) for a in (right, one_wrong, bad_output)] + ["no json here"]
+    metrics, records = score_alignment([task], [answers])
+    v = len(names)
+    assert metrics["pass@1"] == pytest.approx(1 / 4)
+    assert metrics["output_accuracy"] == pytest.approx(2 / 4)
+    assert metrics["variable_accuracy"] == pytest.approx((v + (v - 1) + v) / (4 * v))
+    assert metrics["parse/ok"] == 0.75 and metrics["parse/invalid_json"] == 0.25
+    assert [r["passed"] for r in records] == [True, False, False, False]
+    assert records[3]["reward"] == 0.0 and records[0]["reward"] == pytest.approx(1.0)
