@@ -35,7 +35,14 @@ from coderl_jax.metrics import METRICS_FILENAME, read_metrics
 
 ALIGNMENT_ONLY = "alignment_only"  # the α token for the alignment-only baseline (α = 0)
 FINISHED_MARKER = "summary.md"  # written by loop.run after the final evaluation
-DEFAULT_METRICS = ("eval/synthetic/pass@1", "eval/synthetic_reasoning/pass@1")
+# Code generation (greedy and sampled pass@1) and code reasoning in the trained format (the
+# final output of held-out programs: evals.alignment); see the tiny default's flagfile.
+DEFAULT_METRICS = (
+    "eval/synthetic/pass@1",
+    "eval/synthetic/sampled/pass@1",
+    "eval/synthetic_alignment/output_accuracy",
+    "eval/synthetic_alignment/variable_accuracy",
+)
 _RESERVED_FLAGS = ("--alpha", "--seed", "--workdir", "--flagfile", "--init_from")
 WARM_START_PREFIX = "warm_start_seed_"
 
