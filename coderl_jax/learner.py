@@ -134,9 +134,7 @@ def eval_data_options(config: Config) -> DataOptions:
         skip_bad_rows=data.skip_bad_rows,
         num_problems=config.eval.num_problems,
         timeout_s=config.rollout.exec_timeout_s,
-        alignment=dataclasses.replace(
-            config.alignment.conversion, max_prompt_tokens=data.max_prompt_tokens
-        ),
+        alignment=config.alignment.conversion,
     )
 
 

@@ -127,11 +127,7 @@ def _data_options(run_config):
         num_problems=FLAGS.num_problems,
         timeout_s=FLAGS.exec_timeout_s,
         # synthetic_alignment: the run's task conversion and prompt style (as trained)
-        alignment=dataclasses.replace(
-            run_config.alignment.conversion, max_prompt_tokens=data.max_prompt_tokens
-        )
-        if run_config
-        else AlignmentConfig(),
+        alignment=run_config.alignment.conversion if run_config else AlignmentConfig(),
     )
 
 

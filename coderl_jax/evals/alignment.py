@@ -22,6 +22,7 @@ Metrics (over samples unless noted):
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,7 +38,10 @@ PROMPT_TOO_LONG = "prompt_too_long"
 def load_tasks(
     problems: Sequence, run_batch: Callable, conversion: AlignmentConfig
 ) -> tuple[list[AlignmentTask], dict[str, int]]:
-    """Alignment tasks from ``problems``' references; counts of what conversion dropped."""
+    """Alignment tasks from ``problems``' references; counts of what conversion dropped.
+    Prompt length is not filtered here: the completer counts prompts beyond its largest
+    bucket as ``prompt_too_long``."""
+    conversion = dataclasses.replace(conversion, max_prompt_tokens=None)
     tasks, counts = reference_tasks(problems, run_batch, step=-1, config=conversion)
     counts = {k: v for k, v in counts.items() if k != "tasks"}
     return tasks, {**counts, "items": len(tasks)}

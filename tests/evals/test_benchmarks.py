@@ -1,6 +1,7 @@
 """The benchmark registry end to end with the oracle (reference answers) and wrong answers,
 the manual-format fixtures, missing data, and the LeetCode harness."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from coderl_jax.data.builders.leetcode import SOLUTION_CALL_SOURCE
 from coderl_jax.evals import BENCHMARKS, NoReferenceError, evaluate, load_benchmark
 from coderl_jax.evals.alignment import score_alignment
 from coderl_jax.evals.leetcode import leetcode_program
+from coderl_jax.rl.alignment import AlignmentConfig
 
 
 def fixed(completions_per_item):
@@ -113,7 +115,12 @@ def test_missing_manual_data_names_the_files(pool, data, tmp_path):
 def test_alignment_answers_score_per_variable_and_output(pool, data):
     """Hand-made answers to the first task: all right, one variable wrong, output wrong,
     unparseable; the metrics are the hand-computed shares."""
-    loaded = load_benchmark("synthetic_alignment", data, pool.run_batch)
+    # As the trainer passes it: the run's conversion, with its prompt-length limit.
+    conversion = AlignmentConfig(prompt_style="concise", max_prompt_tokens=192)
+    loaded = load_benchmark(
+        "synthetic_alignment", dataclasses.replace(data, alignment=conversion), pool.run_batch
+    )
+    assert loaded.alignment_prompt_style == "concise"
     task = loaded.items[0]
     names = list(task.variables)
     right = json.loads(task.reference_answer())
