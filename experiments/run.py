@@ -14,6 +14,7 @@ import dataclasses
 import logging
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from coderl_jax import config as config_lib
 from coderl_jax.models.tiny import TinyModelSpec
@@ -332,6 +333,9 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger().setLevel(logging.INFO)  # coderl_jax's own progress messages
+    # Libraries that log through absl (orbax: a dozen INFO lines per checkpoint) only warn.
+    absl_logging.set_verbosity(absl_logging.WARNING)
     if FLAGS.distributed:
         from coderl_jax import mesh
 
