@@ -333,9 +333,10 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger().setLevel(logging.INFO)  # coderl_jax's own progress messages
-    # Libraries that log through absl (orbax: a dozen INFO lines per checkpoint) only warn.
+    # Libraries that log through absl (orbax: a dozen INFO lines per checkpoint) only warn;
+    # set_verbosity also lowers the root logger, so coderl_jax's INFO is restored after it.
     absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger().setLevel(logging.INFO)
     if FLAGS.distributed:
         from coderl_jax import mesh
 

@@ -58,7 +58,12 @@ def test_two_process_run_through_local_launcher(scaled_down_cache, tmp_path):
 
 def test_local_launcher_exits_nonzero_when_the_processes_fail(tmp_path):
     result = launch(
-        "local_multiprocess.sh", f"--log_dir={tmp_path}", "--", "--no_such_flag", timeout=120
+        "local_multiprocess.sh",
+        f"--log_dir={tmp_path}",
+        "--",
+        "--no_such_flag",
+        env={"PYTHONPATH": REPO},
+        timeout=120,
     )
     assert result.returncode != 0
     assert "Unknown command line flag 'no_such_flag'" in (tmp_path / "process_0.log").read_text()
