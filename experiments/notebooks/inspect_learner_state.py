@@ -137,7 +137,7 @@ def fitting(prompts):
     return [p for p in prompts if len(p.token_ids) <= limit][:NUM_PROMPTS]
 
 
-problems = load_problems(config, config.data.eval_split)[: 4 * NUM_PROMPTS]
+problems = load_problems(config, "test")[: 4 * NUM_PROMPTS]  # held-out problems
 items = fitting([code_prompt(p, learner.tokenizer) for p in problems])
 tasks = list(learner.buffer.tasks)[::-1]  # newest first
 if not tasks:
