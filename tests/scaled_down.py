@@ -8,6 +8,7 @@ and passed as ``--hf_dir``.
 
 from __future__ import annotations
 
+import json
 import os
 
 from coderl_jax.models.tiny import TinyModelSpec, build_tiny_model
@@ -54,3 +55,13 @@ def run_flags(cache: dict[str, str], workdir: str, steps: int = 2) -> list[str]:
         "--samples_every=1",
         "--num_sandbox_workers=1",
     ]
+
+
+def metrics_by_step(workdir) -> dict[int, dict]:
+    """``{step: every metric logged at that step}`` from a run's metrics.jsonl."""
+    steps: dict[int, dict] = {}
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            steps.setdefault(row.pop("step"), {}).update(row)
+    return steps

@@ -1,7 +1,6 @@
 """The launchers in launch/: a two-process run of the real trainer through
 local_multiprocess.sh (the multi-host path), and the cluster scripts' argument checks."""
 
-import json
 import os
 import subprocess
 
@@ -41,11 +40,7 @@ def test_two_process_run_through_local_launcher(scaled_down_cache, tmp_path):
     assert result.returncode == 0, result.stdout + logs_text[0][-3000:] + logs_text[1][-3000:]
     for i in range(2):
         assert f"jax.distributed: process {i} of 2, 1 local / 2 global devices" in logs_text[i]
-    steps = {}
-    with open(workdir / "metrics.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            steps.setdefault(row.pop("step"), {}).update(row)
+    steps = scaled_down.metrics_by_step(workdir)
     assert sorted(steps) == [0, 1, 2]
     assert "train/loss" in steps[1] and "eval/synthetic/pass@1" in steps[2]
     assert steps[0]["rollout/mix/code_prompts"] == 2  # process 0's half of the 4 prompts

@@ -1,7 +1,6 @@
 """End to end: a few CodeRL+ steps of a scaled-down tiny default, checkpoints, exact resume."""
 
 import dataclasses
-import json
 import math
 import os
 
@@ -9,14 +8,9 @@ import pytest
 
 from coderl_jax import config as config_lib
 from coderl_jax import loop
-from coderl_jax.models.tiny import TinyModelSpec
+from tests.scaled_down import TINY, metrics_by_step
 
 pytestmark = pytest.mark.slow
-
-TINY = TinyModelSpec(
-    vocab_size=600, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2,
-    num_kv_heads=1, num_corpus_problems=300,
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +42,6 @@ def small_config(cache, workdir, steps: int) -> config_lib.Config:
     )
 
 
-def read(workdir) -> dict[int, dict]:
-    merged: dict[int, dict] = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            row = json.loads(line)
-            merged.setdefault(row.pop("step"), {}).update(row)
-    return merged
-
-
 @pytest.fixture(scope="module")
 def straight(cache, tmp_path_factory):
     """An uninterrupted 3-step run."""
@@ -66,7 +51,7 @@ def straight(cache, tmp_path_factory):
 
 
 def test_run_writes_metrics_checkpoints_and_reports(cache, straight):
-    metrics = read(straight)
+    metrics = metrics_by_step(straight)
     for step in range(3):
         assert math.isfinite(metrics[step]["train/loss"]), step
         assert "rollout/code/pass_rate" in metrics[step]
@@ -84,7 +69,7 @@ def test_run_writes_metrics_checkpoints_and_reports(cache, straight):
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(cache, straight, tmp_path):
     loop.run(small_config(cache, tmp_path, steps=1))
     loop.run(small_config(cache, tmp_path, steps=3))  # resumes at step 1
-    expected, again = read(straight), read(tmp_path)
+    expected, again = metrics_by_step(straight), metrics_by_step(tmp_path)
     for step in (1, 2):
         for key in (
             "train/loss",
@@ -101,7 +86,7 @@ def test_notebook_entry_loads_the_run(straight):
     learner = loop.load(str(straight))
     assert learner.next_step == 3 and learner.config.run.steps == 3
     assert int(learner.state.step) == 3
-    assert len(learner.buffer) == read(straight)[2]["rollout/align/buffer_size"]
+    assert len(learner.buffer) == metrics_by_step(straight)[2]["rollout/align/buffer_size"]
 
 
 def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
@@ -119,7 +104,7 @@ def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
         train=config.train.replace(kl_coef=0.0, clip_ratio_high=0.28),
     )
     loop.run(config)
-    metrics = read(tmp_path)[0]
+    metrics = metrics_by_step(tmp_path)[0]
     assert math.isfinite(metrics["train/loss"]) and "train/kl" not in metrics
     assert 1 <= metrics["rollout/dynamic_sampling/rounds"] <= 2
     assert 0 <= metrics["rollout/dynamic_sampling/informative_groups"] <= 4
@@ -137,7 +122,7 @@ def test_alignment_only_draws_from_a_fixed_pool(cache, tmp_path):
         train=config.train.replace(kl_coef=0.0),
     )
     loop.run(config)
-    metrics = read(tmp_path)[0]
+    metrics = metrics_by_step(tmp_path)[0]
     assert metrics["rollout/mix/code_prompts"] == 0
     assert metrics["rollout/mix/align_prompts"] == 4
     assert math.isfinite(metrics["train/loss"])

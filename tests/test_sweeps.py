@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from coderl_jax import sweeps
+from tests import scaled_down
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASS = "eval/synthetic/pass@1"
@@ -194,14 +195,11 @@ def test_collect_writes_the_results(tmp_path):
 def test_local_sweep_shares_the_warm_start(scaled_down_cache, tmp_path):
     """One seed, one α: the warm-start-only run, then the α run from its policy (its
     reference policy is the warm start's, byte for byte); a rerun skips both."""
-    from tests import scaled_down
-
     flagfile = tmp_path / "base.flags"
     flags = scaled_down.run_flags(scaled_down_cache, str(tmp_path / "unused"), steps=1)
     flagfile.write_text("\n".join(f for f in flags if not f.startswith("--workdir")) + "\n")
     sweep_dir = tmp_path / "sweep"
-    out = sweep_cli(
-        tmp_path,
+    args = (
         f"--base_flagfile={flagfile}",
         "--alphas=0.6",
         "--seeds=0",
@@ -209,11 +207,11 @@ def test_local_sweep_shares_the_warm_start(scaled_down_cache, tmp_path):
         "--launcher=local",
         f"--results_dir={tmp_path / 'results'}",
         f"--metrics={PASS}",
-        timeout=400,
     )
+    out = sweep_cli(tmp_path, *args, timeout=400)
     assert "warm_start_seed_0: done" in out and "alpha_0.6_seed_0: done" in out
-    warm = read_steps(sweep_dir / "warm_start_seed_0")
-    run = read_steps(sweep_dir / "alpha_0.6_seed_0")
+    warm = scaled_down.metrics_by_step(sweep_dir / "warm_start_seed_0")
+    run = scaled_down.metrics_by_step(sweep_dir / "alpha_0.6_seed_0")
     assert sorted(warm) == [0] and "warm_start/nll" in warm[0]
     assert "warm_start/nll" not in run[0] and "train/loss" in run[0] and PASS in run[1]
     # The α run's initial policy (its KL reference) is the warm start's final one, bit for bit.
@@ -223,24 +221,5 @@ def test_local_sweep_shares_the_warm_start(scaled_down_cache, tmp_path):
     ).read_bytes()
     assert run[0][PASS] == warm[0][PASS]
     assert (tmp_path / "results" / "sweep_alpha.md").is_file()
-    again = sweep_cli(
-        tmp_path,
-        f"--base_flagfile={flagfile}",
-        "--alphas=0.6",
-        "--seeds=0",
-        f"--sweep_dir={sweep_dir}",
-        "--launcher=local",
-        f"--results_dir={tmp_path / 'results'}",
-        f"--metrics={PASS}",
-    )
+    again = sweep_cli(tmp_path, *args)
     assert "# alpha_0.6_seed_0: finished, skipped" in again and "running" not in again
-
-
-def read_steps(workdir) -> dict[int, dict]:
-    """``{step: merged metrics}`` of a run's metrics.jsonl."""
-    steps: dict[int, dict] = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            row = json.loads(line)
-            steps.setdefault(row.pop("step"), {}).update(row)
-    return steps
