@@ -218,8 +218,9 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
         )
         ref_logprobs = make_logprobs_fn(learner.model_config, config.train, mesh)
 
-        def reference(tokens, attention_mask, positions):
+        def reference(tokens, attention_mask, positions, response_start):
             batch = _scoring_batch(tokens, attention_mask, positions)
+            batch = batch.replace(response_start=response_start)
             return ref_logprobs(ref_params, device_put_batch(batch, mesh))
 
     behaviour_logprobs = None
@@ -364,8 +365,11 @@ def _rollouts(runner, learner, items, key, iterator, rng) -> Rollouts:
             break
         if (0, n) not in used:
             rows.append((0, n))
+    # Rounds drew different prompts: the batch's response start is the earliest of theirs.
+    response_start = min(r.batch.response_start for r in rounds)
     batch = jax.tree.map(
-        lambda *xs: np.stack([xs[r][i] for r, i in rows]), *[r.batch for r in rounds]
+        lambda *xs: np.stack([xs[r][i] for r, i in rows]),
+        *[r.batch.replace(response_start=response_start) for r in rounds],
     )
     metrics = dict(rounds[0].metrics)
     metrics["rollout/dynamic_sampling/rounds"] = len(rounds)

@@ -205,6 +205,16 @@ def sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def max_over_processes(value: int) -> int:
+    """The maximum of an int over all processes (a collective: every process calls it), for
+    static shapes that all hosts must agree on; ``value`` itself with one process."""
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.asarray(value))))
+
+
 def on_process_zero_first(build, name: str):
     """``build()`` on process 0, then on the others once it is done: a cache that several
     processes would otherwise write at once (the tiny model, a TFDS dataset) is built

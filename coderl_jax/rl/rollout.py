@@ -41,6 +41,7 @@ from coderl_jax.train.batch import (
     TrainBatch,
     right_align,
     right_align_columns,
+    shared_response_start,
 )
 
 CODE, ALIGN = "code", "align"
@@ -117,8 +118,10 @@ class RolloutRunner:
           tokenizer: decodes completions.
           sampler: a `Sampler` whose SamplingConfig holds the stop and pad ids.
           check_batch: ``SandboxPool.check_batch``.
-          reference_logprobs: ``(tokens, attention_mask, positions) -> [N, W]`` log-probs of
-            the frozen reference policy (jitted, asynchronous), or None when kl_coef = 0.
+          reference_logprobs: ``(tokens, attention_mask, positions, response_start) -> [N, W]``
+            log-probs of the frozen reference policy on right-aligned rows (jitted,
+            asynchronous; columns before ``response_start`` may be 0), or None when
+            kl_coef = 0.
         """
         self.config = config
         self.tokenizer = tokenizer
@@ -130,7 +133,10 @@ class RolloutRunner:
         cfg, g = self.config, self.config.num_samples
         times = collections.Counter()
         start = time.perf_counter()
-        width = self.sampler.config.bucket_for(_global_max(max(len(i.token_ids) for i in items)))
+        lengths = [len(item.token_ids) for item in items]
+        width = self.sampler.config.bucket_for(mesh_lib.max_over_processes(max(lengths)))
+        # Rows are right-aligned below: every response starts at or after the shortest prompt.
+        response_start = shared_response_start(min(lengths))
         tokens, mask = left_pad(
             [item.token_ids for item in items], width, self.sampler.config.pad_id
         )
@@ -159,7 +165,8 @@ class RolloutRunner:
                     *(
                         np.take_along_axis(x, columns, axis=1)
                         for x in (full.tokens, full.attention_mask, full.positions)
-                    )
+                    ),
+                    response_start,
                 )
             t0 = time.perf_counter()
             host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
@@ -199,7 +206,7 @@ class RolloutRunner:
         )
         # Right-aligned rows (the layout fused attention needs; exact for the einsum too);
         # the reference log-probs were computed on right-aligned rows already.
-        batch = right_align(batch).replace(ref_logprobs=ref)
+        batch = right_align(batch).replace(ref_logprobs=ref, response_start=response_start)
         metrics = _metrics(host, rewards_N, kinds_N, out, g)
         times["rollout_total"] = time.perf_counter() - start
         candidates = [c for h in host for c in h["candidates"]]
@@ -271,15 +278,6 @@ class RolloutRunner:
             result["counts"].update({f"align/{k}": v for k, v in counts.items()})
         result["rewards"] = rewards_N
         return result
-
-
-def _global_max(value: int) -> int:
-    """The maximum over all processes (every host must pick the same prompt bucket)."""
-    if jax.process_count() == 1:
-        return value
-    from jax.experimental import multihost_utils
-
-    return int(np.max(multihost_utils.process_allgather(np.asarray(value))))
 
 
 def _concat(outputs):

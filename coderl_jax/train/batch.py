@@ -12,6 +12,11 @@ when one rollout batch makes several optimizer updates; ``ref_logprobs`` only wh
 coefficient is non-zero. A field that is not needed may be ``None`` (a distinct pytree
 structure, compiled once).
 
+``response_start`` (static, not an array) says that no row has loss before that column:
+the train step then skips the vocabulary projection for the prompt columns, as verl and
+Tunix slice their logits to the response. `with_response_start` sets it from the loss
+mask, rounded down so that a run compiles only a few variants.
+
 Rows may be padded on both sides (the sampler left-pads prompts and right-pads
 completions); `right_align` moves each row's tokens to the left edge, the layout that
 fused (cuDNN) attention requires.
@@ -46,6 +51,8 @@ class TrainBatch:
     task_kind: Any  # [B] int32: TASK_CODE or TASK_ALIGNMENT (metrics only)
     old_logprobs: Any = None  # [B, T] float32 behaviour log-probs, or None
     ref_logprobs: Any = None  # [B, T] float32 reference log-probs, or None
+    # Static: loss_mask[:, :response_start] is 0, so log-probs there are not computed.
+    response_start: int = flax.struct.field(pytree_node=False, default=0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -81,6 +88,31 @@ class TrainBatch:
             raise ValueError(
                 "TrainBatch.loss_mask[:, 0] must be 0: the first token has no prediction"
             )
+        if not 0 <= self.response_start < max(t, 1):
+            raise ValueError(f"TrainBatch.response_start={self.response_start} outside [0, {t})")
+        if np.any(np.asarray(self.loss_mask)[:, : self.response_start] != 0):
+            raise ValueError(
+                f"TrainBatch.loss_mask has loss before response_start={self.response_start}"
+            )
+
+
+def shared_response_start(first_column: int, multiple: int = 32) -> int:
+    """A ``response_start`` valid for every process's rows: the minimum over processes of
+    ``first_column`` (each process's first column with loss), rounded down to a multiple of
+    ``multiple`` so that a run compiles only a few variants.
+
+    All processes must compile the same program, so this is a collective with several
+    JAX processes (every process calls it)."""
+    first = -mesh_lib.max_over_processes(-int(first_column))
+    return first // multiple * multiple
+
+
+def with_response_start(batch: TrainBatch, multiple: int = 32) -> TrainBatch:
+    """``batch`` with ``response_start`` set from its loss mask (`shared_response_start` of
+    the first column where any row has loss; 0 when none has). Host-side."""
+    columns = np.flatnonzero(np.asarray(batch.loss_mask).any(axis=0))
+    first = int(columns[0]) if columns.size else 0
+    return batch.replace(response_start=shared_response_start(first, multiple))
 
 
 # Fields with one entry per token ([B, T]); `right_align` moves them together.

@@ -47,7 +47,7 @@ def sequence_logprobs(
 
     Entry ``[:, t]`` scores ``tokens[:, t]`` (column 0, which has no prefix, is 0), matching
     the `TrainBatch` alignment. The entropy is that of the distribution predicting
-    ``tokens[:, t]``.
+    ``tokens[:, t]``. Columns before ``batch.response_start`` are not computed (0).
     """
     hidden_BxTxD = transformer.Transformer(model_config).apply(
         {"params": params},
@@ -58,24 +58,27 @@ def sequence_logprobs(
     )
     compute_dtype = jnp.dtype(model_config.compute_dtype)
     unembed_DxV = transformer.unembedding(params, model_config).astype(compute_dtype)
-    # Position t predicts token t + 1; the last position's target is a dummy, sliced off.
-    next_tokens_BxT = jnp.pad(batch.tokens[:, 1:], ((0, 0), (0, 1)))
+    # Position p predicts token p + 1. Columns before the response are never scored, so the
+    # projection starts at the position that predicts column max(response_start, 1).
+    start = max(batch.response_start - 1, 0)
+    hidden_BxSxD = hidden_BxTxD[:, start:-1]
+    targets_BxS = batch.tokens[:, start + 1 :]
     if chunk_size == 0:
         logp, entropy = logprobs_lib.token_logprobs_and_entropy_unchunked(
-            hidden_BxTxD, unembed_DxV, next_tokens_BxT, temperature, compute_entropy
+            hidden_BxSxD, unembed_DxV, targets_BxS, temperature, compute_entropy
         )
     else:
         logp, entropy = logprobs_lib.token_logprobs_and_entropy(
-            hidden_BxTxD,
+            hidden_BxSxD,
             unembed_DxV,
-            next_tokens_BxT,
+            targets_BxS,
             temperature=temperature,
             chunk_size=chunk_size,
             compute_entropy=compute_entropy,
         )
 
-    def align(x_BxT):
-        return jnp.pad(x_BxT[:, :-1], ((0, 0), (1, 0)))
+    def align(x_BxS):  # back to [B, T]: the unscored columns hold 0
+        return jnp.pad(x_BxS, ((0, 0), (start + 1, 0)))
 
     return align(logp), None if entropy is None else align(entropy)
 

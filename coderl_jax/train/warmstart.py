@@ -30,7 +30,13 @@ from coderl_jax.models.config import ModelConfig
 from coderl_jax.rl.alignment import AlignmentConfig, reference_tasks
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt
 from coderl_jax.train import state as state_lib
-from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch, device_put_batch
+from coderl_jax.train.batch import (
+    TASK_ALIGNMENT,
+    TASK_CODE,
+    TrainBatch,
+    device_put_batch,
+    with_response_start,
+)
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
@@ -181,7 +187,7 @@ def run_warm_start(
     for step, rows in enumerate(batches):
         # Width rounded up to a multiple of 32: a handful of compiled shapes in all.
         width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
-        batch = device_put_batch(pack_examples(rows, width, pad_id), mesh)
+        batch = device_put_batch(with_response_start(pack_examples(rows, width, pad_id)), mesh)
         if step % log_every == 0 or step == config.steps - 1:
             logp = mesh_lib.local_rows(logprobs_fn(state.params, batch))
             mask = mesh_lib.local_rows(batch.loss_mask)

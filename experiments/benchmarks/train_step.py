@@ -69,7 +69,7 @@ from coderl_jax.models import tiny, transformer
 from coderl_jax.models.config import PRESETS, ModelConfig
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import TrainBatch, device_put_batch
+from coderl_jax.train.batch import TrainBatch, device_put_batch, with_response_start
 from coderl_jax.train.config import TrainConfig
 
 _GPU = flags.DEFINE_bool("gpu", False, "Qwen2.5-Coder-0.5B shape in bf16 with MFU.")
@@ -157,7 +157,7 @@ def grpo_batch(rows: int, seq_len: int, vocab: int, seed: int = 0) -> TrainBatch
     rewards = (rng.random(rows) > 0.5).astype(np.float32)
     groups = rewards.reshape(-1, 4) if rows % 4 == 0 else rewards[None]
     advantages = (groups - groups.mean(-1, keepdims=True)) / (groups.std(-1, keepdims=True) + 1e-6)
-    return TrainBatch(
+    batch = TrainBatch(
         tokens=rng.integers(0, vocab, (rows, seq_len)).astype(np.int32),
         attention_mask=mask,
         positions=np.broadcast_to(np.arange(seq_len, dtype=np.int32), (rows, seq_len)).copy(),
@@ -169,6 +169,9 @@ def grpo_batch(rows: int, seq_len: int, vocab: int, seed: int = 0) -> TrainBatch
             np.float32
         ),
     )
+    # The prompt columns are not scored (the vocabulary projection starts at the response),
+    # as in the trainer and in Tunix.
+    return with_response_start(batch)
 
 
 def prepare_ours(model_config, train_config, params, batch):

@@ -12,6 +12,7 @@ import pytest
 from coderl_jax.models import transformer
 from coderl_jax.train import loss as loss_lib
 from coderl_jax.train import step as step_lib
+from coderl_jax.train.batch import with_response_start
 from coderl_jax.train.config import TrainConfig
 
 
@@ -129,6 +130,31 @@ def test_kl_term_uses_reference_and_is_skipped_at_zero(params, model_config, bat
     k3 = np.exp(-0.5) + 0.5 - 1.0
     assert float(metrics_shifted["kl"]) == pytest.approx(k3, rel=1e-5)
     assert float(loss_shifted) == pytest.approx(float(free_loss) + 0.1 * k3, rel=1e-5)
+
+
+def test_response_start_skips_prompt_columns_and_changes_nothing_else(params, model_config, batch):
+    # Every response of the rollout batch starts at column 6.
+    assert with_response_start(batch, multiple=4).response_start == 4
+    skipping = with_response_start(batch, multiple=1)
+    assert skipping.response_start == 6
+    logprobs = jax.jit(loss_lib.sequence_logprobs, static_argnums=(1, 3, 4, 5))
+    full_logp, full_entropy = logprobs(params, model_config, batch, 0.7, 4, True)
+    logp, entropy = logprobs(params, model_config, skipping, 0.7, 4, True)
+    np.testing.assert_allclose(logp[:, 6:], full_logp[:, 6:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(entropy[:, 6:], full_entropy[:, 6:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(logp[:, :6], 0.0)
+    # Loss (with a KL term) and gradient are those of the full computation.
+    reference = batch.replace(ref_logprobs=np.asarray(full_logp) - 0.3)
+    loss, metrics, grads = loss_and_grad(params, reference, model_config, WITH_KL)
+    loss_skip, metrics_skip, grads_skip = loss_and_grad(
+        params, reference.replace(response_start=6), model_config, WITH_KL
+    )
+    assert float(loss_skip) == pytest.approx(float(loss), rel=1e-6)
+    assert float(metrics_skip["kl"]) == pytest.approx(float(metrics["kl"]), rel=1e-6)
+    for got, want in zip(jax.tree.leaves(grads_skip), jax.tree.leaves(grads)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+    # No row has loss anywhere: nothing can be skipped safely but column 0.
+    assert with_response_start(batch.replace(loss_mask=0 * batch.loss_mask)).response_start == 0
 
 
 @pytest.mark.parametrize("config", [FREE, SEQ_MEAN], ids=["token-mean", "seq-mean-token-mean"])

@@ -69,6 +69,15 @@ def test_right_align_keeps_per_sequence_advantages_and_is_idempotent():
         np.testing.assert_array_equal(a, b)
 
 
+def test_validate_rejects_loss_before_response_start():
+    batch = _hand_batch()  # the first loss column is 3
+    batch.replace(response_start=3).validate()
+    with pytest.raises(ValueError, match="loss before response_start=4"):
+        batch.replace(response_start=4).validate()
+    with pytest.raises(ValueError, match="outside"):
+        batch.replace(response_start=6).validate()
+
+
 def test_right_align_rejects_padding_between_real_tokens():
     batch = _hand_batch()
     mask = batch.attention_mask.copy()
