@@ -6,7 +6,9 @@ uses the configured estimator against the reference model's log-probs.
 
 Log-probs are recomputed from the decoder's final hidden states in float32, chunked along
 the sequence (`coderl_jax.rl.logprobs`), with logits divided by the sampling temperature
-exactly as the sampler does, so that with unchanged weights they equal the sampler's.
+exactly as the sampler does, so that with unchanged weights they equal the sampler's. Only
+columns from ``TrainBatch.response_start`` on are projected to the vocabulary: prompt
+tokens carry no loss.
 
 Micro-batches: every aggregation mode is a sum over rows divided by a denominator that
 depends on the whole mini-batch (token count for ``token-mean``, non-empty rows for the
