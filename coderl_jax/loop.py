@@ -219,8 +219,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
         ref_logprobs = make_logprobs_fn(learner.model_config, config.train, mesh)
 
         def reference(tokens, attention_mask, positions, response_start):
-            batch = _scoring_batch(tokens, attention_mask, positions)
-            batch = batch.replace(response_start=response_start)
+            batch = _scoring_batch(tokens, attention_mask, positions, response_start)
             return ref_logprobs(ref_params, device_put_batch(batch, mesh))
 
     behaviour_logprobs = None
@@ -377,7 +376,7 @@ def _rollouts(runner, learner, items, key, iterator, rng) -> Rollouts:
     return dataclasses.replace(rollouts, batch=batch, metrics=metrics)
 
 
-def _scoring_batch(tokens, attention_mask, positions) -> TrainBatch:
+def _scoring_batch(tokens, attention_mask, positions, response_start: int) -> TrainBatch:
     n, t = tokens.shape
     zeros = np.zeros((n, t), np.float32)
     return TrainBatch(
@@ -388,6 +387,7 @@ def _scoring_batch(tokens, attention_mask, positions) -> TrainBatch:
         advantages=np.zeros((n,), np.float32),
         rewards=np.zeros((n,), np.float32),
         task_kind=np.zeros((n,), np.int32),
+        response_start=response_start,
     )
 
 

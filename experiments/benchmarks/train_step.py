@@ -48,7 +48,8 @@ vocabulary (`TrainBatch.response_start`, as Tunix does):
       tiny     1.1M  8x256         8,635        8,387        1.03
         5m     5.2M  8x256         2,990        3,083        0.97
 
-Parity within the run-to-run noise (the same command has measured 0.93 to 1.13 for tiny).
+Parity within the run-to-run noise: other runs that day (before this change, with unchunked
+logits, or just after other jobs stopped) measured 0.93 to 1.13 for tiny.
 History: with the decoder's ``nn.scan`` over layers rolled, ours was 0.91-0.94x Tunix under
 load; unrolling (``--unroll_layers``, the default here) closed that gap.
 """
