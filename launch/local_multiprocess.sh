@@ -80,13 +80,14 @@ done
 status=0
 declare -A done_pids=()
 while ((${#done_pids[@]} < ${#pids[@]})); do
-  for pid in "${pids[@]}"; do
+  for ((i = 0; i < num_processes; i++)); do
+    pid="${pids[i]}"
     if [[ -z "${done_pids[${pid}]:-}" ]] && ! kill -0 "${pid}" 2>/dev/null; then
       code=0
       wait "${pid}" || code=$?
       done_pids[${pid}]=1
       if ((code != 0 && status == 0)); then
-        echo "process with pid ${pid} exited with status ${code}; stopping the others" >&2
+        echo "process ${i} (pid ${pid}) exited with status ${code}; stopping the others" >&2
         status=${code}
         stop_all
       fi
