@@ -44,7 +44,7 @@ class ModelSourceConfig:
     tiny: TinyModelSpec = TinyModelSpec()  # shape and seed of the tiny model
     param_dtype: str | None = None  # override the checkpoint's weight dtype
     compute_dtype: str | None = None  # override the compute dtype (default: from weights)
-    scan_unroll: int = 1  # decoder layers per scan iteration (num_layers: fully unrolled)
+    scan_unroll: int = 0  # decoder layers per scan iteration (0: all, fully unrolled)
     # Training/scoring attention: "xla" (einsum, anywhere) or "cudnn" (fused, GPU, bf16/fp16).
     attention_impl: str = "xla"
     init_from: str | None = None  # previous run's workdir: start from its latest params

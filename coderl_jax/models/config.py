@@ -55,9 +55,10 @@ class ModelConfig:
     # Gradient checkpointing of each decoder layer: "none", "full" (save nothing),
     # "dots" (save matmul outputs without batch dims).
     remat_policy: str = "none"
-    # Layers per iteration of the layer scan: 1 compiles one layer (fast compiles, large
-    # models); num_layers unrolls fully (faster steps for small models on CPU).
-    scan_unroll: int = 1
+    # Layers per iteration of the layer scan. 0 (or num_layers) unrolls fully: faster steps
+    # for longer compiles (the 0.5B-shape GRPO update on an H100: 97.8k tokens/s vs 72.4k
+    # with 1, compiled in 19 s vs 9 s). 1 compiles a single layer.
+    scan_unroll: int = 0
     # No-cache attention (training, scoring): one of ATTENTION_IMPLS. Decoding and the
     # sampler's prefill (left-padded prompts) always use the einsum.
     attention_impl: str = "xla"
@@ -76,8 +77,10 @@ class ModelConfig:
         for name in ("param_dtype", "compute_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")
-        if not 1 <= self.scan_unroll <= max(1, self.num_layers):
-            raise ValueError(f"scan_unroll must be in [1, num_layers], got {self.scan_unroll}")
+        if not 0 <= self.scan_unroll <= max(1, self.num_layers):
+            raise ValueError(
+                f"scan_unroll must be in [0, num_layers] (0: all), got {self.scan_unroll}"
+            )
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(
                 f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}"

@@ -308,7 +308,7 @@ class Transformer(nn.Module):
             split_rngs={"params": True},
             in_axes=(nn.broadcast, 0),
             length=c.num_layers,
-            unroll=c.scan_unroll,
+            unroll=c.scan_unroll or c.num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(c, name="layers")
         self.final_norm = RMSNorm(c)

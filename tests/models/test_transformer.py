@@ -109,6 +109,39 @@ def test_remat_keeps_values_and_gradients(policy):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
 
 
+@pytest.mark.parametrize("scan_unroll", [1, 2])
+def test_layer_unrolling_changes_no_value(scan_unroll):
+    """Unrolled (0, the default), rolled (1) and partly unrolled (2 of 3 layers) scans give
+    the same logits, gradients and cached decode."""
+    unrolled = ModelConfig(vocab_size=97, num_layers=3)
+    rolled = unrolled.replace(scan_unroll=scan_unroll)
+    params = transformer.init_params(unrolled, jax.random.key(5))
+    tokens, mask = hf_fixtures.left_padded_batch(seed=6)
+    tokens, mask = jnp.asarray(tokens % 97), jnp.asarray(mask)
+
+    def loss(p, c):
+        return transformer.forward(p, c, tokens, mask).mean()
+
+    for a, b in [
+        (
+            transformer.forward(params, unrolled, tokens, mask),
+            transformer.forward(params, rolled, tokens, mask),
+        ),
+        (
+            _decode_all(params, unrolled, tokens, mask, 9, 2)[0],
+            _decode_all(params, rolled, tokens, mask, 9, 2)[0],
+        ),
+    ]:
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+        jax.grad(loss)(params, unrolled),
+        jax.grad(loss)(params, rolled),
+    )
+    with pytest.raises(ValueError, match="scan_unroll"):
+        unrolled.replace(scan_unroll=4)
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_have_the_published_sizes(name):
     config = PRESETS[name]
