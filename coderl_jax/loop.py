@@ -60,7 +60,7 @@ from coderl_jax.rl.rollout import RolloutRunner, Rollouts, alignment_prompt, cod
 from coderl_jax.sampler import Sampler
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import warmstart
-from coderl_jax.train.batch import TrainBatch, device_put_batch
+from coderl_jax.train.batch import TrainBatch, device_put_batch, group_rows_by_length
 from coderl_jax.train.metrics import MetricsOneStepLate
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
@@ -245,7 +245,12 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             items = [code_prompt(p, tokenizer) for p in mixed.code]
             items += [alignment_prompt(t, tokenizer, conversion.prompt_style) for t in mixed.align]
             rollouts = _rollouts(runner, learner, items, key, iterator, rng)
-            batch = device_put_batch(rollouts.batch, mesh)
+            batch = rollouts.batch
+            if config.train.micro_batch_width_multiple:  # short rows share micro-batches
+                batch = group_rows_by_length(
+                    batch, config.train.num_mini_batches, config.train.num_micro_batches
+                )
+            batch = device_put_batch(batch, mesh)
             if behaviour_logprobs is not None:
                 batch = batch.replace(old_logprobs=behaviour_logprobs(learner.state.params, batch))
             t0 = time.perf_counter()

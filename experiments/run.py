@@ -171,6 +171,13 @@ F.DEFINE_integer(
     "num_micro_batches", _T.num_micro_batches, "Gradient accumulation steps per update."
 )
 F.DEFINE_integer(
+    "micro_batch_width_multiple",
+    _T.micro_batch_width_multiple,
+    "> 0: rows are grouped by length into micro-batches and each micro-batch is cut after "
+    "its last real token, rounded up to a multiple of this (one compiled width each); "
+    "0: every micro-batch spans all columns.",
+)
+F.DEFINE_integer(
     "logprob_chunk_size",
     _T.logprob_chunk_size,
     "Sequence positions per chunk of the vocabulary projection (0: all at once).",
@@ -307,6 +314,7 @@ def config_from_flags() -> config_lib.Config:
             ppo_epochs=FLAGS.ppo_epochs,
             num_mini_batches=FLAGS.num_mini_batches,
             num_micro_batches=FLAGS.num_micro_batches,
+            micro_batch_width_multiple=FLAGS.micro_batch_width_multiple,
             logprob_chunk_size=FLAGS.logprob_chunk_size,
             master_weights_fp32=FLAGS.master_weights_fp32,
             remat_policy=FLAGS.remat_policy,

@@ -19,7 +19,10 @@ mask, rounded down so that a run compiles only a few variants.
 
 Rows may be padded on both sides (the sampler left-pads prompts and right-pads
 completions); `right_align` moves each row's tokens to the left edge, the layout that
-fused (cuDNN) attention requires.
+fused (cuDNN) attention requires. In that layout the columns after a row's last real token
+are padding, so a micro-batch of short rows can be cut short (`trim_columns`, used by the
+train step with ``TrainConfig.micro_batch_width_multiple``); `group_rows_by_length` orders
+rows so that each micro-batch holds rows of similar length.
 """
 
 from __future__ import annotations
@@ -173,6 +176,63 @@ def right_align(batch: TrainBatch) -> TrainBatch:
         if value is not None and np.shape(value) == (b, t):
             moved[name] = np.take_along_axis(np.asarray(value), columns_BxT, axis=1)
     return batch.replace(**moved)
+
+
+def row_ends(attention_mask_BxT: np.ndarray) -> np.ndarray:
+    """[B] one past each row's last real token (0 for a row of padding). Host-side."""
+    real_BxT = np.asarray(attention_mask_BxT) != 0
+    t = real_BxT.shape[1]
+    return np.where(real_BxT.any(axis=1), t - real_BxT[:, ::-1].argmax(axis=1), 0)
+
+
+def group_rows_by_length(
+    batch: TrainBatch, num_mini_batches: int, num_micro_batches: int
+) -> TrainBatch:
+    """The same rows, reordered so that micro-batch ``i`` of every mini-batch holds the
+    ``i``-th length quantile of the rows (by `row_ends`). Host-side, per process.
+
+    The train step splits rows by interleaving (`coderl_jax.train.step.split_rows`): with
+    M mini- and m micro-batches, row ``p`` lands in mini-batch ``p % M`` and micro-batch
+    ``(p // M) % m``. Ranking rows by length and placing rank ``s`` (quantile
+    ``i = s // (B / m)``, rank ``r`` inside it) at ``p = (r // M) * M * m + i * M + r % M``
+    fills micro-batch ``i`` of every mini-batch from quantile ``i`` alone. Each
+    mini-batch keeps an equal share of every quantile, and every block of ``M * m``
+    consecutive rows (a device's share) holds one row per (mini, micro) pair. Rows are
+    independent in the loss once advantages are computed, so the order changes no value.
+    """
+    rows = batch.tokens.shape[0]
+    splits = num_mini_batches * num_micro_batches
+    if rows % splits:
+        raise ValueError(f"batch of {rows} rows does not split into {splits} equal parts")
+    per_quantile = rows // num_micro_batches
+    ranked = np.argsort(row_ends(batch.attention_mask), kind="stable")
+    rank = np.arange(rows)
+    quantile, inner = rank // per_quantile, rank % per_quantile
+    position = (
+        (inner // num_mini_batches) * splits
+        + quantile * num_mini_batches
+        + inner % num_mini_batches
+    )
+    order = np.empty(rows, np.int64)
+    order[position] = ranked
+
+    return jax.tree.map(lambda x: np.asarray(x)[order], batch)
+
+
+def trim_columns(batch: TrainBatch, width: int) -> TrainBatch:
+    """The batch's first ``width`` columns (every [B, T] field; per-row fields as they are).
+    Exact when every column from ``width`` on is padding in every row, as after
+    `right_align` (``width`` >= the largest `row_ends`): causal attention never lets a
+    real token see a later column. Works on host and traced arrays."""
+    b, t = batch.tokens.shape
+    if not batch.response_start < width <= t:
+        raise ValueError(f"width {width} must be in (response_start={batch.response_start}, {t}]")
+    cut = {}
+    for name in _PER_TOKEN_FIELDS:
+        value = getattr(batch, name)
+        if value is not None and value.shape == (b, t):
+            cut[name] = value[:, :width]
+    return batch.replace(**cut)
 
 
 def batch_shardings(batch: TrainBatch, mesh: Mesh) -> TrainBatch:

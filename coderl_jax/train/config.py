@@ -54,6 +54,9 @@ class TrainConfig:
     ppo_epochs: int = 1  # passes over each rollout batch
     num_mini_batches: int = 1  # optimizer updates per epoch (rollout batch split in M)
     num_micro_batches: int = 1  # gradient-accumulation steps per update (lax.scan)
+    # > 0: each micro-batch stops after its last real token, rounded up to a multiple of
+    # this (one compiled branch per width; rows must be right-aligned). 0: all T columns.
+    micro_batch_width_multiple: int = 0
 
     # --- numerics and memory ---
     master_weights_fp32: bool = True  # keep params and optimizer state in fp32
@@ -68,7 +71,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        for name in ("warmup_steps", "logprob_chunk_size"):
+        for name in ("warmup_steps", "logprob_chunk_size", "micro_batch_width_multiple"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("weight_decay", "kl_coef", "entropy_coef", "clip_ratio_low"):

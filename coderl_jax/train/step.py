@@ -9,7 +9,13 @@ explicit in/out shardings and a donated state. Inside:
   old log-probs are the current ones under stop-gradient;
 - each mini-batch is split into ``num_micro_batches`` micro-batches whose gradients are
   summed in float32 by a ``lax.scan`` (gradient accumulation); the micro losses are
-  weighted so the sum is exactly the mini-batch gradient (`coderl_jax.train.loss`).
+  weighted so the sum is exactly the mini-batch gradient (`coderl_jax.train.loss`);
+- with ``micro_batch_width_multiple`` k > 0, each micro-batch runs only up to its last
+  real token, rounded up to a multiple of k: a ``lax.switch`` picks one of the T / k
+  compiled widths at run time (`micro_batch_widths`), so short rows cost less and no
+  batch recompiles. Exact for right-aligned rows (`coderl_jax.train.batch.trim_columns`);
+  it saves compute when rows of similar length share micro-batches
+  (`coderl_jax.train.batch.group_rows_by_length`, which the trainer applies).
 
 Splits interleave rows: mini-batch ``j`` of ``M`` holds rows ``j, j + M, j + 2M, ...``.
 Rows are laid out contiguously over the (data, fsdp) devices, so every device keeps an
@@ -36,7 +42,7 @@ from coderl_jax.models.config import ModelConfig
 from coderl_jax.rl.losses import safe_divide
 from coderl_jax.train import loss as loss_lib
 from coderl_jax.train import metrics as metrics_lib
-from coderl_jax.train.batch import TrainBatch
+from coderl_jax.train.batch import TrainBatch, trim_columns
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.optim import learning_rate_schedule, make_optimizer
 from coderl_jax.train.state import TrainState, state_shardings, training_model_config
@@ -58,18 +64,48 @@ def split_rows(batch: Any, num_splits: int, mesh: Mesh | None = None) -> Any:
     return jax.tree.map(split, batch)
 
 
+def micro_batch_widths(config: TrainConfig, batch: TrainBatch) -> tuple[int, ...]:
+    """The column counts a micro-batch of ``batch`` may be cut to, ascending, ending at T:
+    multiples of ``micro_batch_width_multiple`` beyond ``response_start`` (just T when
+    the multiple is 0)."""
+    t, multiple = batch.tokens.shape[1], config.micro_batch_width_multiple
+    if not multiple:
+        return (t,)
+    return tuple(w for w in range(multiple, t, multiple) if w > batch.response_start) + (t,)
+
+
 def _accumulated_gradient(params, mini_batch: TrainBatch, model_config, config, mesh):
     """Gradient and summed metrics of one mini-batch, over its micro-batches."""
     mode = config.loss_agg_mode
     denominator = loss_lib.aggregation_denominator(mini_batch.loss_mask, mode)
     tokens = jnp.sum(mini_batch.loss_mask)
     grad_fn = jax.value_and_grad(loss_lib.rl_loss, has_aux=True)
+    t = mini_batch.tokens.shape[1]
+    widths = micro_batch_widths(config, mini_batch)
+    loss_config = config
+    if mode == "seq-mean-token-sum-norm" and config.loss_scale_factor is None:
+        loss_config = config.replace(loss_scale_factor=float(t))  # T, whatever the cut
 
     def micro_gradient(micro: TrainBatch):
         weight = safe_divide(loss_lib.aggregation_denominator(micro.loss_mask, mode), denominator)
         token_weight = safe_divide(jnp.sum(micro.loss_mask), tokens)
-        (_, metrics), grads = grad_fn(params, micro, weight, token_weight, model_config, config)
-        return jax.tree.map(lambda g: g.astype(jnp.float32), grads), metrics
+
+        def gradient_at(width):
+            def run(micro):
+                cut = micro if width == t else trim_columns(micro, width)
+                (_, metrics), grads = grad_fn(
+                    params, cut, weight, token_weight, model_config, loss_config
+                )
+                return jax.tree.map(lambda g: g.astype(jnp.float32), grads), metrics
+
+            return run
+
+        if len(widths) == 1:
+            return gradient_at(t)(micro)
+        # The narrowest width that keeps every real token of the micro-batch.
+        ends = jnp.where(micro.attention_mask != 0, jnp.arange(1, t + 1), 0)
+        index = jnp.sum(jnp.asarray(widths[:-1]) < jnp.max(ends))
+        return jax.lax.switch(index, [gradient_at(w) for w in widths], micro)
 
     if config.num_micro_batches == 1:
         return micro_gradient(mini_batch)

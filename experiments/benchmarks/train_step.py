@@ -249,11 +249,21 @@ def run_gpu() -> None:
     train_config = TrainConfig(
         learning_rate=1e-6, num_micro_batches=micro, logprob_chunk_size=_CHUNK.value
     )
+    # Progress is printed as it happens, so a run cut short by a timeout shows how far it got.
+    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}", flush=True)
+    print(
+        f"qwen2.5-coder-0.5b shape, {model_config.num_params / 1e6:.0f}M params, bf16 compute,"
+        f" fp32 master weights, B={rows} T={seq} micro-batches={micro} remat={_REMAT.value}"
+        f" attention={model_config.attention_impl} layers unrolled={_UNROLL.value}",
+        flush=True,
+    )
     peak_matmul_n = 4096 if _QUICK.value else 8192
     peak_before = measured_bf16_peak(peak_matmul_n)
+    print(f"bf16 matmul rate before the steps {peak_before / 1e12:.1f} TFLOP/s", flush=True)
     params = jax.jit(transformer.init_params, static_argnums=0)(model_config, jax.random.key(0))
     batch = grpo_batch(rows, seq, model_config.vocab_size)
     compile_s, loss, run_once = prepare_ours(model_config, train_config, params, batch)
+    print(f"loss {loss:.4f}; compile {compile_s:.1f}s", flush=True)
     (step_s,) = best_step_seconds([run_once], _STEPS.value)
     tokens_per_s = batch.tokens.size / step_s
     # The card's clock drifts with temperature (633-711 TFLOP/s seen within one H100 lease),
@@ -261,19 +271,12 @@ def run_gpu() -> None:
     peak = max(peak_before, measured_bf16_peak(peak_matmul_n))
     flops = flops_per_token(model_config, seq, (seq - batch.response_start) / seq)
     mfu = flops * tokens_per_s / peak
-    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}")
-    print(
-        f"qwen2.5-coder-0.5b shape, {model_config.num_params / 1e6:.0f}M params, bf16 compute,"
-        f" fp32 master weights, B={rows} T={seq} micro-batches={micro} remat={_REMAT.value}"
-        f" attention={model_config.attention_impl} layers unrolled={_UNROLL.value}"
-    )
-    print(f"loss {loss:.4f}; compile {compile_s:.1f}s; step {step_s * 1e3:.1f} ms")
-    print(f"tokens/s {tokens_per_s:,.0f}")
+    print(f"step {step_s * 1e3:.1f} ms; tokens/s {tokens_per_s:,.0f}")
     print(
         f"model FLOPs/token {flops / 1e9:.3f} GFLOP (6N + 12 L H Dh T; unembedding on the"
         f" {seq - batch.response_start} response positions)"
     )
-    print(f"measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s")
+    print(f"measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s (best of before and after)")
     print(f"MFU {100 * mfu:.1f}%")
     stats = jax.devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
