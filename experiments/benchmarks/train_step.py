@@ -40,19 +40,23 @@ Tunix here: ``pip install --no-deps --target /tmp/tunix_pkgs google-tunix jaxtyp
 wadler-lindig`` (google-tunix 0.1.7; its full dependency set is not needed for the step).
 
 Measured on this project's 2-core VM (jax 0.10.2, google-tunix 0.1.7, fp32, chunk 128,
-layers unrolled; the first-step losses of the two agree to 6 digits), 2026-11-26, no other
-job running, ``--steps=15``, after the prompt columns stopped being projected to the
-vocabulary (`TrainBatch.response_start`, as Tunix does):
+layers unrolled; the first-step losses of the two agree to 6 digits), 2026-11-26, after the
+MLP's gate and up projections became one matmul and RoPE half-width tables:
 
-    config   params      BxT  ours tok/s  tunix tok/s  ours/tunix
-      tiny     1.1M  8x256         8,635        8,387        1.03
-        5m     5.2M  8x256         2,990        3,083        0.97
+    run                          config   params     BxT  ours tok/s  tunix tok/s  ours/tunix
+    --configs tiny,5m --steps 15   tiny     1.1M   8x256       7,879        6,895        1.14
+                                     5m     5.2M   8x256       3,413        2,864        1.19
+    default configs, --steps 10    tiny     1.1M   8x256       8,438        6,830        1.24
+                                     5m     5.2M   8x256       2,599        2,485        1.05
+                                   100m    97.7M   4x128         234          222        1.06
 
-Parity within the run-to-run noise: other runs that day (before this change, with unchunked
-logits, or just after other jobs stopped) measured 0.93 to 1.13 for tiny.
+Before that change the two were at parity (0.93-1.13 for tiny over several runs that day).
+
 GPU, one H100 80GB (jax 0.11.2), 2026-11-26, MFU against the best peak of the lease
 (710.6 TFLOP/s): B=8 x 2048 in 2 micro-batches, cuDNN attention, 97.8k tokens/s = 45.3% MFU
 (72.4k = 33.5% with ``--nounroll_layers``); ``--rows=16 --micro_batches=1``: 120.4k = 55.7%.
+These predate the MLP/RoPE change above: a second lease's runs after it ended at their
+100 s limits before printing (the script now prints progress as it goes).
 
 History: with the decoder's ``nn.scan`` over layers rolled, ours was 0.91-0.94x Tunix under
 load; unrolling (``--unroll_layers``, the default here) closed that gap.
