@@ -15,7 +15,7 @@ from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import device_put_batch
+from coderl_jax.train.batch import device_put_batch, group_rows_by_length, right_align
 from coderl_jax.train.config import TrainConfig
 
 # Every loss term, micro-batch accumulation and clipping active.
@@ -32,11 +32,11 @@ CONFIG = TrainConfig(
 ROWS = 16  # micro-batches of 8 rows: one per device on every mesh
 
 
-def run_step(model_config, params, batch, mesh):
+def run_step(model_config, params, batch, mesh, config=CONFIG):
     """One train step on ``mesh`` from host ``params``; returns host (params, metrics, state)."""
-    state = state_lib.create_train_state(params, model_config, CONFIG, mesh)
+    state = state_lib.create_train_state(params, model_config, config, mesh)
     device_batch = device_put_batch(batch, mesh)
-    new_state, metrics = step_lib.make_train_step(model_config, CONFIG, mesh)(state, device_batch)
+    new_state, metrics = step_lib.make_train_step(model_config, config, mesh)(state, device_batch)
     return jax.device_get(new_state.params), jax.device_get(metrics), new_state
 
 
@@ -92,6 +92,23 @@ def test_sharded_step_matches_single_device(shape, single_device_result):
     assert mu_spec == q_spec
     shard = state.params["layers"]["mlp"]["gate_proj"]["kernel"].addressable_shards[0].data
     assert shard.shape == (1, 32 // fsdp, 64 // tensor)
+
+
+def test_micro_batches_cut_to_length_on_a_sharded_mesh(single_device_result):
+    """The switch over micro-batch widths under GSPMD: a (2, 2, 2) mesh with cut
+    micro-batches makes the single device's uncut update."""
+    from train_batches import rollout_batch
+
+    config, params, _, _ = single_device_result
+    batch = group_rows_by_length(right_align(with_reference(rollout_batch(ROWS, length=32))), 1, 2)
+    expected, expected_metrics, _ = run_step(
+        config, params, batch, mesh_lib.make_mesh(1, 1, 1, devices=jax.devices()[:1])
+    )
+    cut = CONFIG.replace(micro_batch_width_multiple=8)
+    got, metrics, _ = run_step(config, params, batch, mesh_lib.make_mesh(2, 2, 2), cut)
+    assert metrics["train/loss"] == pytest.approx(expected_metrics["train/loss"], rel=1e-5)
+    for got_leaf, want_leaf in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got_leaf, want_leaf, rtol=1e-5, atol=1e-6)
 
 
 def _leaf(tree, path):
