@@ -55,7 +55,8 @@ class TrainConfig:
     num_mini_batches: int = 1  # optimizer updates per epoch (rollout batch split in M)
     num_micro_batches: int = 1  # gradient-accumulation steps per update (lax.scan)
     # > 0: each micro-batch stops after its last real token, rounded up to a multiple of
-    # this (one compiled branch per width; rows must be right-aligned). 0: all T columns.
+    # this (one compiled branch per width; saves compute on right-aligned rows grouped by
+    # length, as the trainer makes them). 0: all T columns.
     micro_batch_width_multiple: int = 0
 
     # --- numerics and memory ---

@@ -13,8 +13,9 @@ explicit in/out shardings and a donated state. Inside:
 - with ``micro_batch_width_multiple`` k > 0, each micro-batch runs only up to its last
   real token, rounded up to a multiple of k: a ``lax.switch`` picks one of the T / k
   compiled widths at run time (`micro_batch_widths`), so short rows cost less and no
-  batch recompiles. Exact for right-aligned rows (`coderl_jax.train.batch.trim_columns`);
-  it saves compute when rows of similar length share micro-batches
+  batch recompiles. Exact for any layout (`coderl_jax.train.batch.trim_columns` drops
+  only columns after every row's last real token); it saves compute when rows are
+  right-aligned and rows of similar length share micro-batches
   (`coderl_jax.train.batch.group_rows_by_length`, which the trainer applies).
 
 Splits interleave rows: mini-batch ``j`` of ``M`` holds rows ``j, j + M, j + 2M, ...``.
