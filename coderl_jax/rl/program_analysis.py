@@ -8,6 +8,18 @@ in a prompt (module function vs. LeetCode-style ``Solution`` method).
 from __future__ import annotations
 
 import ast
+import warnings
+
+
+def parse_quietly(program: str) -> ast.Module | None:
+    """``ast.parse(program)``, or None when it does not parse. The compiler's
+    warnings (``x is 1``, invalid escapes: common in generated code) are not printed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning; DeprecationWarning before 3.12
+        try:
+            return ast.parse(program)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
 
 
 def cyclomatic_complexity(program: str) -> int | None:
@@ -17,9 +29,8 @@ def cyclomatic_complexity(program: str) -> int | None:
     expressions, each comprehension ``for`` and ``if``, ``match`` cases, ``assert``, and each
     extra operand of ``and``/``or``. Summed over all functions (one number per program).
     """
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError):
+    tree = parse_quietly(program)
+    if tree is None:
         return None
     decisions = 0
     for node in ast.walk(tree):
@@ -64,9 +75,8 @@ class _LoopAssignments(ast.NodeVisitor):
 def names_assigned_in_loops(program: str) -> set[str]:
     """Plain names assigned inside ``for``/``while`` loops (targets included); empty set if
     the program does not parse."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError):
+    tree = parse_quietly(program)
+    if tree is None:
         return set()
     visitor = _LoopAssignments()
     visitor.visit(tree)
@@ -76,9 +86,8 @@ def names_assigned_in_loops(program: str) -> set[str]:
 def defines_solution_method(program: str, name: str) -> bool:
     """Whether the program has a module-level ``class Solution`` with a method ``name`` (and
     no module-level function ``name``, which the harness would call first)."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError):
+    tree = parse_quietly(program)
+    if tree is None:
         return False
     functions = (ast.FunctionDef, ast.AsyncFunctionDef)
     if any(isinstance(node, functions) and node.name == name for node in tree.body):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -59,11 +60,14 @@ CODE_OUTCOMES: tuple[str, ...] = (
 
 
 def _compiles(code: str) -> bool:
-    """Host-side syntax check (parsing only; nothing runs). Parser blow-ups count as errors."""
-    try:
-        compile(code, "<program>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return False
+    """Host-side syntax check (parsing only; nothing runs). Parser blow-ups count as errors;
+    the compiler's warnings about the program are not printed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning; DeprecationWarning before 3.12
+        try:
+            compile(code, "<program>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
     return True
 
 

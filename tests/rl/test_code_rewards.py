@@ -54,3 +54,22 @@ def test_float_tolerance_override(pool):
 def test_length_mismatch_raises(pool):
     with pytest.raises(ValueError, match="2 completions but 1 test specs"):
         code_generation_rewards(["a", "b"], [ADD], pool.check_batch)
+
+
+def test_host_syntax_checks_print_no_compiler_warnings():
+    import warnings
+
+    from coderl_jax.rl import rewards
+    from coderl_jax.rl.program_analysis import parse_quietly
+
+    program = "x = 1\nprint(x is 1, '\\d')\n"  # SyntaxWarning, and an invalid escape
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert rewards._compiles(program)
+        assert parse_quietly(program) is not None
+        assert not rewards._compiles("def f(:\n") and parse_quietly("def f(:\n") is None
+    assert caught == []
+    with warnings.catch_warnings(record=True) as caught:  # the check itself is real
+        warnings.simplefilter("always")
+        compile(program, "<program>", "exec")
+    assert caught
