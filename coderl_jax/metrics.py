@@ -105,6 +105,10 @@ def format_duration(seconds: float) -> str:
 class ConsoleProgress:
     """One plain line per ``every`` steps: step/total, step time, ETA and key metrics.
 
+    A step's metrics may arrive in several updates (the trainer writes the rollout's host
+    metrics first and the device metrics one step later); only updates that carry at least
+    one of ``keys`` print, so each step gets one line rather than one per update.
+
     The step time is the mean over the last ``window`` intervals between updates, each
     divided by the number of steps it covered; ETA = step time * (total - step). Lines are
     plain ``print``s (no carriage returns), so they read well in CI and batch logs.
@@ -143,6 +147,8 @@ class ConsoleProgress:
         # A second update for the same step (e.g. eval metrics) keeps the step's start time,
         # so the time spent between the two counts towards that step.
         if step % self.every != 0 and step != self.total_steps:
+            return None
+        if self.keys and not any(key in metrics for key in self.keys):
             return None
         parts = [f"step {step}/{self.total_steps} ({100 * step / self.total_steps:.0f}%)"]
         per_step = self.seconds_per_step()

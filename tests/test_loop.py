@@ -90,7 +90,8 @@ def test_notebook_entry_loads_the_run(straight):
 
 
 def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
-    """Dynamic sampling, overlong shaping, REINFORCE++ advantages and no reference model."""
+    """Dynamic sampling, overlong shaping, REINFORCE++ advantages, no reference model, and
+    rows grouped by length into a micro-batch cut after its last real token."""
     config = small_config(cache, tmp_path, steps=1)
     config = dataclasses.replace(
         config,
@@ -101,7 +102,9 @@ def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
             overlong_buffer_len=4,
             advantage_estimator="reinforce_pp_baseline",
         ),
-        train=config.train.replace(kl_coef=0.0, clip_ratio_high=0.28),
+        train=config.train.replace(
+            kl_coef=0.0, clip_ratio_high=0.28, micro_batch_width_multiple=32
+        ),
     )
     loop.run(config)
     metrics = metrics_by_step(tmp_path)[0]

@@ -166,8 +166,10 @@ def test_eta_is_the_moving_average_step_time_times_remaining_steps():
         == "step 4/10 (40%) | 2.50 s/step, ETA 15s | train/loss 0.1235 | rollout/code/reward_mean 0.5"
     )
     # Step 6 took 4 s for 2 steps (2 s/step); window (3 s, 2 s) -> 2.5 s/step * 4 left.
-    assert progress.update(6, {}).startswith("step 6/10 (60%) | 2.50 s/step, ETA 10s")
-    assert len(printed) == 6
+    line = progress.update(6, {"train/loss": 1.0})
+    assert line.startswith("step 6/10 (60%) | 2.50 s/step, ETA 10s")
+    # Updates without a key metric (host metrics, other evals) print nothing.
+    assert len(printed) == 3 and printed[-1] == line
 
 
 def test_progress_prints_every_n_steps_and_the_last_one():
@@ -176,7 +178,7 @@ def test_progress_prints_every_n_steps_and_the_last_one():
         total_steps=7, every=3, clock=FakeClock(range(7)), print_fn=printed.append
     )
     for step in range(1, 8):
-        progress.update(step, {})
+        progress.update(step, {"train/loss": 0.5})
     assert [line.split(" |")[0] for line in printed] == [
         "step 3/7 (43%)",
         "step 6/7 (86%)",
