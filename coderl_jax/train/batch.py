@@ -197,7 +197,8 @@ def group_rows_by_length(
     ``i = s // (B / m)``, rank ``r`` inside it) at ``p = (r // M) * M * m + i * M + r % M``
     fills micro-batch ``i`` of every mini-batch from quantile ``i`` alone. Each
     mini-batch keeps an equal share of every quantile, and every block of ``M * m``
-    consecutive rows (a device's share) holds one row per (mini, micro) pair. Rows are
+    consecutive rows holds one row per (mini, micro) pair (a device's share of rows is a
+    whole number of such blocks, which the train step checks). Rows are
     independent in the loss once advantages are computed, so the order changes no value.
     """
     rows = batch.tokens.shape[0]
@@ -215,7 +216,6 @@ def group_rows_by_length(
     )
     order = np.empty(rows, np.int64)
     order[position] = ranked
-
     return jax.tree.map(lambda x: np.asarray(x)[order], batch)
 
 
