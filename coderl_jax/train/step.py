@@ -75,6 +75,14 @@ def micro_batch_widths(config: TrainConfig, batch: TrainBatch) -> tuple[int, ...
     return tuple(w for w in range(multiple, t, multiple) if w > batch.response_start) + (t,)
 
 
+def micro_batch_width_index(widths: tuple[int, ...], attention_mask_BxT: jax.Array) -> jax.Array:
+    """Index into ``widths`` of the narrowest width that keeps every real token of the rows
+    (int32 scalar; traceable)."""
+    t = attention_mask_BxT.shape[1]
+    ends = jnp.where(attention_mask_BxT != 0, jnp.arange(1, t + 1), 0)
+    return jnp.sum(jnp.asarray(widths[:-1]) < jnp.max(ends)).astype(jnp.int32)
+
+
 def _accumulated_gradient(params, mini_batch: TrainBatch, model_config, config, mesh):
     """Gradient and summed metrics of one mini-batch, over its micro-batches."""
     mode = config.loss_agg_mode
@@ -103,9 +111,7 @@ def _accumulated_gradient(params, mini_batch: TrainBatch, model_config, config, 
 
         if len(widths) == 1:
             return gradient_at(t)(micro)
-        # The narrowest width that keeps every real token of the micro-batch.
-        ends = jnp.where(micro.attention_mask != 0, jnp.arange(1, t + 1), 0)
-        index = jnp.sum(jnp.asarray(widths[:-1]) < jnp.max(ends))
+        index = micro_batch_width_index(widths, micro.attention_mask)
         return jax.lax.switch(index, [gradient_at(w) for w in widths], micro)
 
     if config.num_micro_batches == 1:

@@ -94,7 +94,16 @@ def test_cut_micro_batches_make_the_same_update(model_config, config):
     batch = group_rows_by_length(
         _aligned_batch(), config.num_mini_batches, config.num_micro_batches
     )
-    assert row_ends(batch.attention_mask).max() <= 16  # the cut versions run 8 or 16 columns
+    # The cut runs each micro-batch on 8 or 16 of the 32 columns, never all of them.
+    widths = step_lib.micro_batch_widths(config.replace(micro_batch_width_multiple=8), batch)
+    micros = [
+        mini[i :: config.num_micro_batches]
+        for j in range(config.num_mini_batches)
+        for mini in [batch.attention_mask[j :: config.num_mini_batches]]
+        for i in range(config.num_micro_batches)
+    ]
+    chosen = {widths[int(step_lib.micro_batch_width_index(widths, m))] for m in micros}
+    assert chosen <= {8, 16}, chosen
     if config.updates_per_batch > 1:
         logprobs = step_lib.make_logprobs_fn(model_config, config, mesh)
         old = logprobs(params, device_put_batch(batch, mesh))
