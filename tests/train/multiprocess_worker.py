@@ -2,7 +2,7 @@
 
 ``python multiprocess_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_NPZ`` with 2 CPU devices
 per process (4 with a single process), a (data=2, fsdp=2) mesh over all devices, each
-process feeding its own rows of the batch. Process 0 writes the loss and updated params.
+process feeding its own rows of the batch. Process 0 writes the loss and each parameter's update.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
 from train_batches import rollout_batch, small_model_config  # noqa: E402
+from update_checks import SMOOTH_ADAM  # noqa: E402
 
 from coderl_jax import mesh as mesh_lib  # noqa: E402
 from coderl_jax.models import transformer  # noqa: E402
@@ -31,7 +32,8 @@ from coderl_jax.train import step as step_lib  # noqa: E402
 from coderl_jax.train.batch import device_put_batch  # noqa: E402
 from coderl_jax.train.config import TrainConfig  # noqa: E402
 
-CONFIG = TrainConfig(learning_rate=1e-3, kl_coef=0.0, adam_eps=1e-4, log_entropy=False)
+# Adam made smooth in the gradient (update_checks.py): comparable across process layouts.
+CONFIG = TrainConfig(learning_rate=1.0, kl_coef=0.0, log_entropy=False, **SMOOTH_ADAM)
 
 
 def main() -> None:
@@ -52,9 +54,11 @@ def main() -> None:
     )
     new_params = multihost_utils.process_allgather(new_state.params, tiled=True)
     if process_id == 0:
-        flat = {
-            jax.tree_util.keystr(path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(new_params)
+        flat = {  # the update each parameter received
+            jax.tree_util.keystr(path): np.asarray(leaf, np.float64) - start
+            for (path, leaf), start in zip(
+                jax.tree_util.tree_leaves_with_path(new_params), jax.tree.leaves(params)
+            )
         }
         np.savez(out_path, loss=np.asarray(metrics["train/loss"]), **flat)
 
