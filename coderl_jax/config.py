@@ -3,9 +3,9 @@
 A run's config is the sections below; `experiments/run.py` builds it from flags (the
 library never reads flags) and `coderl_jax.loop.run(config)` runs it. Sections owned by a
 module are defined there and gathered here: `TrainConfig` (optimizer, loss, update
-schedule; `coderl_jax.train.config`), `SamplingConfig` (`coderl_jax.sampler`),
+schedule; `coderl_jax.train.config`), `SamplingConfig` (`coderl_jax.models.sampler`),
 `AlignmentConfig` (failure -> task conversion; `coderl_jax.rl.alignment`) and
-`MixtureConfig` (α and buffer sampling; `coderl_jax.data.mixture`).
+`MixtureConfig` (α and buffer sampling; `coderl_jax.rl.mixture`).
 
 The config is saved as JSON in the workdir (`to_json`) and read back by `loop.load`.
 """
@@ -18,12 +18,12 @@ import os
 import typing
 from typing import Any
 
-from coderl_jax.data.mixture import MixtureConfig
 from coderl_jax.data.synthetic import check_trained_families
+from coderl_jax.models.sampler import SamplingConfig
 from coderl_jax.models.tiny import TinyModelSpec
 from coderl_jax.rl.alignment import AlignmentConfig
+from coderl_jax.rl.mixture import MixtureConfig
 from coderl_jax.rl.rewards import ALIGNMENT_REWARD_MODES
-from coderl_jax.sampler import SamplingConfig
 from coderl_jax.train.config import TrainConfig
 
 ADVANTAGE_ESTIMATORS = ("grpo", "drgrpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")

@@ -17,7 +17,6 @@ import os
 import jax
 import numpy as np
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.checkpoint import Checkpointer
 from coderl_jax.config import Config
 from coderl_jax.data import sources
@@ -26,8 +25,10 @@ from coderl_jax.evals.benchmarks import DataOptions, check_names
 from coderl_jax.models import hf_io, tiny
 from coderl_jax.models import tokenizer as tokenizer_lib
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.models.sampler import Sampler
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
-from coderl_jax.sampler import Sampler
 from coderl_jax.train import state as state_lib
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def check_config(config: Config, num_devices: int) -> None:
 def _model_dir(config: Config) -> str:
     if config.model.hf_dir:
         return os.path.expanduser(config.model.hf_dir)
-    return mesh_lib.on_process_zero_first(
+    return multihost.on_process_zero_first(
         lambda: tiny.build_tiny_model(os.path.expanduser(config.model.tiny_dir), config.model.tiny),
         "tiny model built",
     )
@@ -107,7 +108,7 @@ def load_problems(config: Config, split: str) -> list:
     builder_config = None
     if data.dataset == "coderl_synthetic":
         builder_config = synthetic_config(*data.synthetic_sizes, families=data.synthetic_families)
-    problems = mesh_lib.on_process_zero_first(
+    problems = multihost.on_process_zero_first(
         lambda: sources.load_problems(
             data.dataset,
             split,

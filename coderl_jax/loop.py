@@ -33,11 +33,9 @@ import time
 import jax
 import numpy as np
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.checkpoint import PreemptionGuard
 from coderl_jax.config import Config
 from coderl_jax.data.iterator import PromptIterator
-from coderl_jax.data.mixture import draw_mixed_batch, load_alignment_pool
 from coderl_jax.data.problems import render_prompt
 from coderl_jax.evals import ModelCompleter, evaluate, load_benchmark
 from coderl_jax.execution import SandboxPool
@@ -53,14 +51,17 @@ from coderl_jax.learner import (
 )
 from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter, plot_curves, summary_table
 from coderl_jax.models import hf_io
+from coderl_jax.models.sampler import Sampler
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 from coderl_jax.rl import dapo
 from coderl_jax.rl.alignment import failures_to_tasks, reference_tasks, select_candidates
 from coderl_jax.rl.alignment_buffer import task_ages
+from coderl_jax.rl.batch import TrainBatch, device_put_batch, group_rows_by_length
+from coderl_jax.rl.mixture import draw_mixed_batch, load_alignment_pool
 from coderl_jax.rl.rollout import RolloutRunner, Rollouts, alignment_prompt, code_prompt
-from coderl_jax.sampler import Sampler
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import warmstart
-from coderl_jax.train.batch import TrainBatch, device_put_batch, group_rows_by_length
 from coderl_jax.train.metrics import MetricsOneStepLate
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
@@ -208,7 +209,7 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
     train_step = make_train_step(learner.model_config, config.train, mesh)
     reference = None
     if config.train.uses_reference:
-        mesh_lib.sync_processes("reference_hf written")  # process 0 wrote it
+        multihost.sync_processes("reference_hf written")  # process 0 wrote it
         ref_dir = os.path.join(learner.workdir, REFERENCE_DIR)
         ref_dir = ref_dir if os.path.isdir(ref_dir) else learner.hf_dir
         _, ref_params = hf_io.load_pretrained(

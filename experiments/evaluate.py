@@ -80,11 +80,11 @@ def _run_config(path: str):
 
 def _load_model(path: str):
     """(params, model_config, tokenizer, special tokens, mesh) of a run workdir or HF dir."""
-    from coderl_jax import mesh as mesh_lib
     from coderl_jax.learner import load
     from coderl_jax.models import hf_io
     from coderl_jax.models import tokenizer as tokenizer_lib
     from coderl_jax.models.config import ModelConfig
+    from coderl_jax.parallel import mesh as mesh_lib
 
     if _is_run_workdir(path):
         learner = load(path)
@@ -132,9 +132,9 @@ def _data_options(run_config):
 
 
 def _completer(params, model_config, tokenizer, special, mesh):
-    from coderl_jax import mesh as mesh_lib
     from coderl_jax.evals import ModelCompleter
-    from coderl_jax.sampler import Sampler, SamplingConfig
+    from coderl_jax.models.sampler import Sampler, SamplingConfig
+    from coderl_jax.parallel import mesh as mesh_lib
 
     sampling = SamplingConfig(
         max_new_tokens=FLAGS.max_new_tokens,

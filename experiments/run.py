@@ -347,9 +347,9 @@ def main(argv: list[str]) -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger().setLevel(logging.INFO)
     if FLAGS.distributed:
-        from coderl_jax import mesh
+        from coderl_jax.parallel import multihost
 
-        mesh.initialize_distributed()
+        multihost.initialize_distributed()
     try:
         config = config_from_flags()
     except ValueError as e:

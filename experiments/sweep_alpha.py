@@ -27,9 +27,9 @@ import subprocess
 import sys
 import time
 
+import sweeps  # experiments/sweeps.py (this script's directory is on sys.path)
 from absl import app, flags
 
-from coderl_jax import sweeps
 from coderl_jax.metrics import format_duration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@
 #       --flagfile=experiments/configs/tiny_cpu.flags --steps=2 --workdir=runs/mp
 #
 # Each process gets JAX_COORDINATOR_ADDRESS=localhost:PORT, JAX_NUM_PROCESSES=N and
-# JAX_PROCESS_ID=i, which `run.py --distributed` (coderl_jax.mesh.initialize_distributed)
+# JAX_PROCESS_ID=i, which `run.py --distributed` (coderl_jax.parallel.multihost.initialize_distributed)
 # reads. Logs: LOG_DIR/process_<i>.log. Exits 0 only if every process does; when one fails
 # the others are stopped (they would wait for it at the next collective).
 set -euo pipefail

@@ -1,5 +1,5 @@
 """α sweeps: the grid, run flags, skipping finished runs, and the results table on
-fabricated metrics files (coderl_jax/sweeps.py, experiments/sweep_alpha.py)."""
+fabricated metrics files (experiments/sweeps.py, experiments/sweep_alpha.py)."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from coderl_jax import sweeps
+from experiments import sweeps
 from tests import scaled_down
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import jax
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.data.problems import render_prompt
-from coderl_jax.sampler import Sampler
+from coderl_jax.models.sampler import Sampler
+from coderl_jax.parallel import multihost
 
 Messages = list[dict[str, str]]
 
@@ -64,8 +64,8 @@ class ModelCompleter:
             padded = chunk + [chunk[0]] * (self.prompts_per_call - len(chunk))
             key, sub = jax.random.split(key)
             sampled = self.sampler.sample(self.params, [prompts[i] for i in padded], n, sub)
-            tokens = mesh_lib.local_rows(sampled.completion_tokens)
-            lengths = mesh_lib.local_rows(sampled.completion_lengths)
+            tokens = multihost.local_rows(sampled.completion_tokens)
+            lengths = multihost.local_rows(sampled.completion_lengths)
             for row in range(len(chunk) * n):
                 text = self.tokenizer.decode(tokens[row, : lengths[row]], skip_special_tokens=True)
                 out[chunk[row // n]][row % n] = text

@@ -6,7 +6,7 @@ log-sum-exp), and with ``is_causal`` the blocks above the diagonal are skipped. 
 is given as row lengths (``query_seq_lengths`` / ``key_value_seq_lengths``), which mean
 *right* padding: the real tokens of row ``b`` are columns ``[0, length_b)``. Batches whose
 rows start with padding (the sampler's left-padded prompts) must first be right-aligned
-(`coderl_jax.train.batch.right_align`). An explicit ``mask`` or ``bias`` would express any
+(`coderl_jax.rl.batch.right_align`). An explicit ``mask`` or ``bias`` would express any
 padding, but cuDNN then reads a materialised [B, 1, T, S] bias, which is what the fused
 path exists to avoid.
 

@@ -3,7 +3,7 @@
 One implementation covers Qwen2/Qwen2.5(-Coder) (q/k/v biases) and Llama 3.x (llama3 RoPE
 scaling): RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP, tied or untied
 embeddings. Layers are stacked with ``nn.scan`` (one compiled layer, a leading ``layers``
-axis on every layer weight); every weight carries logical axis names that `coderl_jax.mesh`
+axis on every layer weight); every weight carries logical axis names that `coderl_jax.parallel.mesh`
 maps to mesh axes.
 
 Shape letters: B batch rows, T new tokens, S key positions, D hidden, H query heads, K kv
@@ -24,7 +24,7 @@ einsum with an explicit [B, T, S] mask and fp32 softmax (any padding, any backen
 the T x S probabilities for the backward), and the fused path ("cudnn": cuDNN flash
 attention on GPU; "xla_fused": the same contract on jax's XLA reference, for CPU tests).
 cuDNN takes row lengths, not a mask, so the fused path requires *right-aligned* rows: each
-row's real tokens are columns ``[0, length)`` (`coderl_jax.train.batch.right_align`
+row's real tokens are columns ``[0, length)`` (`coderl_jax.rl.batch.right_align`
 converts a left-padded batch). A row that breaks this contract gets NaN hidden states
 rather than silently wrong ones. The fused path's padding queries output 0, unlike the
 einsum's (which attend to the real keys before them); only real positions agree, and

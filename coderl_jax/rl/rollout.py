@@ -1,11 +1,11 @@
 """One RL step's rollouts: prompts -> samples -> execution -> rewards -> advantages.
 
 Host side of the CodeRL+ loop. A step's prompts (code-generation problems first, then
-alignment tasks; see `coderl_jax.data.mixture`) are sampled G times each. Code completions
+alignment tasks; see `coderl_jax.rl.mixture`) are sampled G times each. Code completions
 are executed against their tests in the sandbox pool (reward 1/0); alignment completions
 are parsed and scored per variable (`coderl_jax.rl.rewards`). Advantages are computed
 within each prompt's group of G, for both kinds alike, and everything is packed into one
-fixed-shape `TrainBatch` whose rows are right-aligned (`coderl_jax.train.batch.right_align`).
+fixed-shape `TrainBatch` whose rows are right-aligned (`coderl_jax.rl.batch.right_align`).
 
 Overlap: the prompts are split into ``overlap_chunks`` chunks. Chunk k+1 is dispatched to
 the device (JAX dispatches asynchronously) before the host executes chunk k's programs,
@@ -28,14 +28,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.config import RolloutConfig
 from coderl_jax.data.problems import Problem, code_generation_messages, render_prompt
+from coderl_jax.models.sampler import FINISH_STOP, Sampler, left_pad
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 from coderl_jax.rl import advantages as adv
 from coderl_jax.rl import dapo, rewards
 from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
-from coderl_jax.sampler import FINISH_STOP, Sampler, left_pad
-from coderl_jax.train.batch import (
+from coderl_jax.rl.batch import (
     TASK_ALIGNMENT,
     TASK_CODE,
     TrainBatch,
@@ -134,7 +135,7 @@ class RolloutRunner:
         times = collections.Counter()
         start = time.perf_counter()
         lengths = [len(item.token_ids) for item in items]
-        width = self.sampler.config.bucket_for(mesh_lib.max_over_processes(max(lengths)))
+        width = self.sampler.config.bucket_for(multihost.max_over_processes(max(lengths)))
         # Rows are right-aligned below: every response starts at or after the shortest prompt.
         response_start = shared_response_start(min(lengths))
         tokens, mask = left_pad(
@@ -153,7 +154,7 @@ class RolloutRunner:
         ref_future = None
         for c in range(num_chunks):
             t0 = time.perf_counter()
-            out = jax.tree.map(mesh_lib.local_rows, pending)  # waits for chunk c only
+            out = jax.tree.map(multihost.local_rows, pending)  # waits for chunk c only
             times["generate"] += time.perf_counter() - t0
             if c + 1 < num_chunks:
                 pending = dispatch(c + 1)  # runs on the device while chunk c executes
@@ -192,7 +193,7 @@ class RolloutRunner:
         ref = None
         if ref_future is not None:
             t0 = time.perf_counter()
-            ref = mesh_lib.local_rows(ref_future).astype(np.float32)
+            ref = multihost.local_rows(ref_future).astype(np.float32)
             times["reference"] += time.perf_counter() - t0
         batch = TrainBatch(
             tokens=out.tokens.astype(np.int32),

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coderl_jax.models import hf_io, transformer
-from coderl_jax.sampler import left_pad
+from coderl_jax.models.sampler import left_pad
 
 DEFAULT_PROMPTS = (
     "def add(a, b):\n    return a + b\n",
@@ -87,8 +87,8 @@ def torch_greedy(
 
 
 def our_greedy(params, config, tokens: np.ndarray, mask: np.ndarray, num_tokens: int):
-    """[B, num_tokens] greedy continuation by `coderl_jax.sampler` (no stop ids)."""
-    from coderl_jax.sampler import Sampler, SamplingConfig
+    """[B, num_tokens] greedy continuation by `coderl_jax.models.sampler` (no stop ids)."""
+    from coderl_jax.models.sampler import Sampler, SamplingConfig
 
     cfg = SamplingConfig(num_tokens, greedy=True, prompt_buckets=(tokens.shape[1],))
     out = Sampler(config, cfg).sample_padded(params, tokens, mask, 1, jax.random.key(0))

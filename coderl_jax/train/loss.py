@@ -5,7 +5,7 @@ loss mask with ``TrainConfig.loss_agg_mode`` (verl's actor loss, ``dp_actor.py``
 uses the configured estimator against the reference model's log-probs.
 
 Log-probs are recomputed from the decoder's final hidden states in float32, chunked along
-the sequence (`coderl_jax.rl.logprobs`), with logits divided by the sampling temperature
+the sequence (`coderl_jax.train.logprobs`), with logits divided by the sampling temperature
 exactly as the sampler does, so that with unchanged weights they equal the sampler's. Only
 columns from ``TrainBatch.response_start`` on are projected to the vocabulary: prompt
 tokens carry no loss.
@@ -28,9 +28,9 @@ import jax.numpy as jnp
 
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.rl import logprobs as logprobs_lib
 from coderl_jax.rl import losses
-from coderl_jax.train.batch import TrainBatch
+from coderl_jax.rl.batch import TrainBatch
+from coderl_jax.train import logprobs as logprobs_lib
 from coderl_jax.train.config import TrainConfig
 
 
@@ -44,7 +44,7 @@ def sequence_logprobs(
 ) -> tuple[jax.Array, jax.Array | None]:
     """Log-prob of every token given its prefix, and the entropy there ([B, T] fp32).
 
-    ``chunk_size`` positions of logits at a time (`coderl_jax.rl.logprobs`); 0 computes
+    ``chunk_size`` positions of logits at a time (`coderl_jax.train.logprobs`); 0 computes
     the full ``[B, T, V]`` logits in one piece.
 
     Entry ``[:, t]`` scores ``tokens[:, t]`` (column 0, which has no prefix, is 0), matching

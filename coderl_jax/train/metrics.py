@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from coderl_jax.rl.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
 from coderl_jax.rl.losses import masked_mean
-from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
 
 _KIND_PREFIXES = {"code": TASK_CODE, "align": TASK_ALIGNMENT}
 

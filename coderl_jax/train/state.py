@@ -1,7 +1,7 @@
 """`TrainState` (params, optimizer state, step), its shardings, and sharded initialisation.
 
 Initialisation never materialises the model on one device: the state's shapes come from
-`jax.eval_shape`, its shardings from the logical-axis rules (`coderl_jax.mesh`), and a
+`jax.eval_shape`, its shardings from the logical-axis rules (`coderl_jax.parallel.mesh`), and a
 jitted init with those ``out_shardings`` makes every device build only its own shards.
 The optimizer state's moments take their parameter's sharding (ZeRO-3 style over fsdp);
 its scalars (update counts) are replicated.
@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.optim import make_optimizer
 

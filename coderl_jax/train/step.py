@@ -13,10 +13,10 @@ explicit in/out shardings and a donated state. Inside:
 - with ``micro_batch_width_multiple`` k > 0, each micro-batch runs only up to its last
   real token, rounded up to a multiple of k: a ``lax.switch`` picks one of the T / k
   compiled widths at run time (`micro_batch_widths`), so short rows cost less and no
-  batch recompiles. Exact for any layout (`coderl_jax.train.batch.trim_columns` drops
+  batch recompiles. Exact for any layout (`coderl_jax.rl.batch.trim_columns` drops
   only columns after every row's last real token); it saves compute when rows are
   right-aligned and rows of similar length share micro-batches
-  (`coderl_jax.train.batch.group_rows_by_length`, which the trainer applies).
+  (`coderl_jax.rl.batch.group_rows_by_length`, which the trainer applies).
 
 Splits interleave rows: mini-batch ``j`` of ``M`` holds rows ``j, j + M, j + 2M, ...``.
 Rows are laid out contiguously over the (data, fsdp) devices, so every device keeps an
@@ -38,12 +38,12 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import TrainBatch, trim_columns
 from coderl_jax.rl.losses import safe_divide
 from coderl_jax.train import loss as loss_lib
 from coderl_jax.train import metrics as metrics_lib
-from coderl_jax.train.batch import TrainBatch, trim_columns
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.optim import learning_rate_schedule, make_optimizer
 from coderl_jax.train.state import TrainState, state_shardings, training_model_config

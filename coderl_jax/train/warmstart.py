@@ -23,20 +23,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from jax.sharding import Mesh
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.config import WarmStartConfig
 from coderl_jax.data.problems import Problem
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.parallel import multihost
 from coderl_jax.rl.alignment import AlignmentConfig, reference_tasks
-from coderl_jax.rl.rollout import alignment_prompt, code_prompt
-from coderl_jax.train import state as state_lib
-from coderl_jax.train.batch import (
+from coderl_jax.rl.batch import (
     TASK_ALIGNMENT,
     TASK_CODE,
     TrainBatch,
     device_put_batch,
     with_response_start,
 )
+from coderl_jax.rl.rollout import alignment_prompt, code_prompt
+from coderl_jax.train import state as state_lib
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
@@ -189,8 +189,8 @@ def run_warm_start(
         width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
         batch = device_put_batch(with_response_start(pack_examples(rows, width, pad_id)), mesh)
         if step % log_every == 0 or step == config.steps - 1:
-            logp = mesh_lib.local_rows(logprobs_fn(state.params, batch))
-            mask = mesh_lib.local_rows(batch.loss_mask)
+            logp = multihost.local_rows(logprobs_fn(state.params, batch))
+            mask = multihost.local_rows(batch.loss_mask)
             nll = float(-(logp * mask).sum() / mask.sum())
             history.append({"warm_start/step": step, "warm_start/nll": nll})
             elapsed = time.perf_counter() - start

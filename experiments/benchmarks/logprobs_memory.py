@@ -3,7 +3,7 @@ r"""Compiled memory of loss+grad through chunked vs full-logits token logprobs.
 For a Qwen2.5-0.5B-like head (D=896, V=151936) and a few B x T settings, compiles (does not
 run) ``jax.value_and_grad`` of a policy-style objective (mean logprob plus entropy bonus,
 gradients w.r.t. the hidden states and the unembedding) twice: through
-``coderl_jax.rl.logprobs.token_logprobs_and_entropy`` (chunked along the sequence) and
+``coderl_jax.train.logprobs.token_logprobs_and_entropy`` (chunked along the sequence) and
 through ``token_logprobs_and_entropy_unchunked`` (full [B, T, V] fp32 logits). Inputs are
 abstract ``jax.ShapeDtypeStruct``\s, so nothing is allocated; XLA's buffer assignment
 reports the memory (``compiled.memory_analysis()``).
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from coderl_jax.rl.logprobs import (
+from coderl_jax.train.logprobs import (
     token_logprobs_and_entropy,
     token_logprobs_and_entropy_unchunked,
 )

@@ -37,7 +37,7 @@ import numpy as np
 
 from coderl_jax.models import hf_io, transformer
 from coderl_jax.models.config import PRESETS, ModelConfig
-from coderl_jax.sampler import Sampler, SamplingConfig
+from coderl_jax.models.sampler import Sampler, SamplingConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,12 +73,12 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import tiny, transformer
 from coderl_jax.models.config import PRESETS, ModelConfig
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import TrainBatch, device_put_batch, with_response_start
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import TrainBatch, device_put_batch, with_response_start
 from coderl_jax.train.config import TrainConfig
 
 _GPU = flags.DEFINE_bool("gpu", False, "Qwen2.5-Coder-0.5B shape in bf16 with MFU.")

@@ -26,7 +26,7 @@ import numpy as np
 
 from coderl_jax.models import hf_io
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.train.batch import TrainBatch
+from coderl_jax.rl.batch import TrainBatch
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.optim import make_optimizer
 

@@ -21,7 +21,8 @@ import numpy as np
 import treescope
 
 from coderl_jax import loop
-from coderl_jax import mesh as mesh_lib
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 from coderl_jax.execution import SandboxPool
 from coderl_jax.learner import load_problems
 from coderl_jax.metrics import METRICS_FILENAME, read_metrics
@@ -156,8 +157,8 @@ divisor = mesh_lib.batch_divisor(learner.mesh)
 padded = items + [items[-1]] * (-len(items) % divisor)
 out = sampler.sample(state.params, [i.token_ids for i in padded], 1, jax.random.key(0))
 tokens, lengths = (
-    mesh_lib.local_rows(out.completion_tokens),
-    mesh_lib.local_rows(out.completion_lengths),
+    multihost.local_rows(out.completion_tokens),
+    multihost.local_rows(out.completion_lengths),
 )
 for n, item in enumerate(items):
     prompt = learner.tokenizer.decode(list(item.token_ids), skip_special_tokens=True)

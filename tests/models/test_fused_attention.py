@@ -12,7 +12,7 @@ import pytest
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.fused_attention import fused_causal_attention
-from coderl_jax.train.batch import right_align_columns
+from coderl_jax.rl.batch import right_align_columns
 
 # Jitted so that each test compiles once instead of dispatching op by op.
 _forward = jax.jit(transformer.forward, static_argnums=1, static_argnames=("return_kv",))

@@ -10,10 +10,10 @@ import pytest
 import torch
 import transformers
 
-from coderl_jax import mesh
 from coderl_jax.models import hf_io, transformer
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.safetensors_io import SafetensorsError, SafetensorsFile
+from coderl_jax.parallel import mesh
 from tests.models import hf_fixtures
 
 

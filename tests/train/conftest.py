@@ -6,7 +6,7 @@ import pytest
 from train_batches import rollout_batch, small_model_config
 
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.train.batch import TrainBatch
+from coderl_jax.rl.batch import TrainBatch
 
 
 @pytest.fixture

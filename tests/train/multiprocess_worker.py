@@ -25,11 +25,12 @@ from jax.experimental import multihost_utils  # noqa: E402
 from train_batches import rollout_batch, small_model_config  # noqa: E402
 from update_checks import SMOOTH_ADAM  # noqa: E402
 
-from coderl_jax import mesh as mesh_lib  # noqa: E402
 from coderl_jax.models import transformer  # noqa: E402
+from coderl_jax.parallel import mesh as mesh_lib  # noqa: E402
+from coderl_jax.parallel import multihost  # noqa: E402
+from coderl_jax.rl.batch import device_put_batch  # noqa: E402
 from coderl_jax.train import state as state_lib  # noqa: E402
 from coderl_jax.train import step as step_lib  # noqa: E402
-from coderl_jax.train.batch import device_put_batch  # noqa: E402
 from coderl_jax.train.config import TrainConfig  # noqa: E402
 
 # Adam made smooth in the gradient (update_checks.py): comparable across process layouts.
@@ -38,7 +39,7 @@ CONFIG = TrainConfig(learning_rate=1.0, kl_coef=0.0, log_entropy=False, **SMOOTH
 
 def main() -> None:
     if num_processes > 1:
-        assert mesh_lib.initialize_distributed(f"localhost:{port}", num_processes, process_id)
+        assert multihost.initialize_distributed(f"localhost:{port}", num_processes, process_id)
     assert jax.device_count() == 4 and jax.process_count() == num_processes
     model_config = small_model_config().replace(num_layers=1)
     params = jax.device_get(

@@ -9,11 +9,9 @@ import pytest
 from train_batches import rollout_batch
 from update_checks import SMOOTH_ADAM, assert_same_update
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
-from coderl_jax.train import state as state_lib
-from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import (
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import (
     device_put_batch,
     group_rows_by_length,
     right_align,
@@ -21,6 +19,8 @@ from coderl_jax.train.batch import (
     trim_columns,
     with_response_start,
 )
+from coderl_jax.train import state as state_lib
+from coderl_jax.train import step as step_lib
 from coderl_jax.train.config import TrainConfig
 
 

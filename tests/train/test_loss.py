@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from coderl_jax.models import transformer
+from coderl_jax.rl.batch import with_response_start
 from coderl_jax.train import loss as loss_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import with_response_start
 from coderl_jax.train.config import TrainConfig
 
 

@@ -8,11 +8,11 @@ import pytest
 from train_batches import rollout_batch
 from update_checks import SMOOTH_ADAM, assert_same_update
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import TrainBatch, device_put_batch, right_align
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import TrainBatch, device_put_batch, right_align
 from coderl_jax.train.config import TrainConfig
 
 

@@ -12,11 +12,11 @@ import pytest
 from jax.sharding import PartitionSpec as P
 from update_checks import SMOOTH_ADAM, assert_same_update
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import device_put_batch, group_rows_by_length, right_align
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import device_put_batch, group_rows_by_length, right_align
 from coderl_jax.train.config import TrainConfig
 
 # Every loss term, micro-batch accumulation and clipping active.

@@ -10,9 +10,9 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
 from coderl_jax.models.config import PRESETS
+from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.train import state as state_lib
 from coderl_jax.train.config import TrainConfig
 

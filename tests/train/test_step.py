@@ -8,13 +8,13 @@ import optax
 import pytest
 from update_checks import SMOOTH_ADAM, assert_same_update
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.rl.batch import device_put_batch
 from coderl_jax.train import loss as loss_lib
 from coderl_jax.train import metrics as metrics_lib
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
-from coderl_jax.train.batch import device_put_batch
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.optim import make_optimizer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.train.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
+from coderl_jax.rl.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
 
 
 def small_model_config() -> ModelConfig:

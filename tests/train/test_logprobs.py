@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coderl_jax.rl.logprobs import (
+from coderl_jax.train.logprobs import (
     token_logprobs_and_entropy,
     token_logprobs_and_entropy_unchunked,
 )

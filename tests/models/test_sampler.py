@@ -9,10 +9,10 @@ import pytest
 import torch
 import transformers
 
-from coderl_jax import mesh as mesh_lib
-from coderl_jax import sampler as sampler_lib
 from coderl_jax.models import hf_io
-from coderl_jax.sampler import FINISH_LENGTH, FINISH_STOP, Sampler, SamplingConfig
+from coderl_jax.models import sampler as sampler_lib
+from coderl_jax.models.sampler import FINISH_LENGTH, FINISH_STOP, Sampler, SamplingConfig
+from coderl_jax.parallel import mesh as mesh_lib
 
 VOCAB = 97
 PROMPTS = ([5, 17, 3, 44, 9, 61, 2], [8, 70], [33, 12, 90, 4])

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 
 
 def test_make_mesh_fills_one_axis_and_rejects_bad_sizes():
@@ -32,19 +33,19 @@ def test_indivisible_dimension_is_replicated():
 def test_global_batch_array_single_process():
     mesh = mesh_lib.make_mesh(2, 2, 2)
     rows = np.arange(8 * 3).reshape(8, 3)
-    array = mesh_lib.global_batch_array(rows, mesh)
+    array = multihost.global_batch_array(rows, mesh)
     assert array.sharding.spec == P(("data", "fsdp"), None)
     np.testing.assert_array_equal(np.asarray(array), rows)
     assert array.addressable_shards[0].data.shape == (2, 3)
     with pytest.raises(ValueError, match="not a multiple of the data x fsdp mesh size 4"):
-        mesh_lib.global_batch_array(rows[:6], mesh)
+        multihost.global_batch_array(rows[:6], mesh)
 
 
 def test_initialize_distributed_is_a_no_op_for_a_single_process(monkeypatch):
-    for name in mesh_lib._CLUSTER_ENV_MARKERS + ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    for name in multihost._CLUSTER_ENV_MARKERS + ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
         monkeypatch.delenv(name, raising=False)
-    assert mesh_lib.initialize_distributed() is False
+    assert multihost.initialize_distributed() is False
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     monkeypatch.setenv("SLURM_NTASKS", "1")
-    assert mesh_lib.initialize_distributed() is False  # a one-task SLURM job
+    assert multihost.initialize_distributed() is False  # a one-task SLURM job
     assert jax.process_count() == 1

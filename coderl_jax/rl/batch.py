@@ -34,7 +34,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from coderl_jax import mesh as mesh_lib
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 
 TASK_CODE = 0  # code-generation rollouts (pass/fail reward)
 TASK_ALIGNMENT = 1  # execution-semantics alignment rollouts
@@ -106,7 +107,7 @@ def shared_response_start(first_column: int, multiple: int = 32) -> int:
 
     All processes must compile the same program, so this is a collective with several
     JAX processes (every process calls it)."""
-    first = -mesh_lib.max_over_processes(-int(first_column))
+    first = -multihost.max_over_processes(-int(first_column))
     return first // multiple * multiple
 
 
@@ -243,6 +244,6 @@ def batch_shardings(batch: TrainBatch, mesh: Mesh) -> TrainBatch:
 def device_put_batch(batch: TrainBatch, mesh: Mesh) -> TrainBatch:
     """Places a host batch on the mesh. Single process: ``batch`` is the global batch;
     multi-process: ``batch`` is this process's contiguous share of rows (see
-    `coderl_jax.mesh.global_batch_array`)."""
+    `coderl_jax.parallel.mesh.global_batch_array`)."""
     batch.validate()
-    return jax.tree.map(lambda x: mesh_lib.global_batch_array(np.asarray(x), mesh), batch)
+    return jax.tree.map(lambda x: multihost.global_batch_array(np.asarray(x), mesh), batch)

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from coderl_jax.data.mixture import (
+from coderl_jax.rl.alignment_buffer import AlignmentBuffer
+from coderl_jax.rl.mixture import (
     MixtureConfig,
     draw_mixed_batch,
     load_alignment_pool,
     mixture_mode,
     plan_mixture,
 )
-from coderl_jax.rl.alignment_buffer import AlignmentBuffer
 from tests.rl.test_alignment_buffer import make_task
 
 

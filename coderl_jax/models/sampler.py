@@ -41,9 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from coderl_jax import mesh as mesh_lib
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
+from coderl_jax.parallel import mesh as mesh_lib
+from coderl_jax.parallel import multihost
 
 FINISH_LENGTH = 0  # ran out of max_new_tokens
 FINISH_STOP = 1  # emitted a stop id (the stop token is part of the completion)
@@ -393,7 +394,7 @@ class Sampler:
         """Like `sample` for prompts already left-padded to a fixed width.
 
         Multi-process: each process passes its own prompts (the same number on every
-        process) and reads its rows of the output with `coderl_jax.mesh.local_rows`.
+        process) and reads its rows of the output with `coderl_jax.parallel.multihost.local_rows`.
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -406,8 +407,8 @@ class Sampler:
                     f"{divisor} devices on the mesh batch axes {mesh_lib.BATCH_AXES}"
                 )
             if jax.process_count() > 1:  # this process's prompts: its share of the rows
-                tokens_PxS = mesh_lib.global_batch_array(tokens_PxS, self.mesh)
-                mask_PxS = mesh_lib.global_batch_array(mask_PxS, self.mesh)
+                tokens_PxS = multihost.global_batch_array(tokens_PxS, self.mesh)
+                mask_PxS = multihost.global_batch_array(mask_PxS, self.mesh)
                 return self._generate(params, tokens_PxS, mask_PxS, key, num_samples=num_samples)
             # Prompts shard with the rows when they divide evenly, else every device holds all.
             prompt_sharding = (
