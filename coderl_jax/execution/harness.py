@@ -12,7 +12,8 @@ Modes (``job["mode"]``):
   ``trace``, send the traced variables (``tracer.py``).
 * ``stdio``: for each test, point fds 0 and 1 at fresh files in the working directory
   (input written there first; output capped by ``RLIMIT_FSIZE`` and ``max_output_bytes``),
-  run the program body in fresh globals and send the output text.
+  run the program body in fresh globals, end the test as a fresh interpreter would end
+  (below) and send the output text.
 * ``call``: run the body once, then for each test call the function (or a fresh
   ``Solution()``'s method) and send the encoded return value. Expected values never enter
   the sandbox: the comparison happens in the supervisor (``compare.values_equal``).
@@ -21,6 +22,16 @@ Modes (``job["mode"]``):
   ``candidate`` forwards encoded arguments to ``U`` and decodes the encoded reply into plain
   builtins (an object with a rigged ``__eq__``/``__bool__`` arrives as an unrepresentable
   marker and raises). Only ``C`` holds the checker channel that carries the pass marker.
+
+Ending like ``python prog.py``: the program process exits only when its interpreter would.
+As in ``Py_FinalizeEx``, ``threading._shutdown()`` runs threading's exit hooks and joins every
+non-daemon thread, then the ``atexit`` callbacks run (one that raises is printed and
+ignored), then stdout/stderr are flushed; daemon threads end with the process. The
+supervisor's time limit runs until then, so a thread that never ends makes a ``timeout``,
+and what threads print counts. A stdio test ends the same way before its output is read,
+except that the main thread stays alive for the next test (non-daemon threads are joined
+one by one, and ``concurrent.futures`` may schedule work again). The callbacks the worker
+registered are dropped before program code runs.
 
 Threat model: program code shares ``U`` with this harness, so it can find ``U``'s channel
 fd and write well-formed messages to it. That buys nothing: for stdio/call tests the
@@ -33,6 +44,7 @@ which only makes the test fail.
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import errno
 import json
@@ -149,6 +161,51 @@ def _flush_std_streams() -> None:
             pass
 
 
+def _print_ignored(what: str) -> None:
+    """Reports an exception the interpreter would print and ignore at exit."""
+    try:
+        print(f"Exception ignored in {what}:", file=sys.stderr)
+        traceback.print_exc()
+    except BaseException:
+        pass
+
+
+def _end_like_the_interpreter() -> None:
+    """What ``Py_FinalizeEx`` does before the process ends (see the module docstring)."""
+    threading = sys.modules.get("threading")  # as CPython: only if the program has it
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:
+            _print_ignored("threading._shutdown")
+    atexit._run_exitfuncs()
+    _flush_std_streams()
+
+
+def _end_test_like_the_interpreter() -> None:
+    """``_end_like_the_interpreter`` for one stdio test, leaving the main thread alive."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            for hook in reversed(getattr(threading, "_threading_atexits", ())):
+                hook()  # e.g. concurrent.futures: wakes and joins idle executor workers
+            current = threading.current_thread()
+            while waiting := [
+                t for t in threading.enumerate() if t is not current and not t.daemon
+            ]:
+                for thread in waiting:
+                    try:
+                        thread.join()
+                    except Exception:  # not started yet (by another thread): next round
+                        pass
+        except BaseException:
+            _print_ignored("the end of the test")
+        futures = sys.modules.get("concurrent.futures.thread")
+        if futures is not None:  # a fresh interpreter for the next test would allow it
+            futures._shutdown = False
+    atexit._run_exitfuncs()
+
+
 def _open_test_files(workdir: str, text: str) -> int:
     """Points fds 0/1 at fresh input/output files; returns a private fd of the output."""
     stdin_path, stdout_path = os.path.join(workdir, ".stdin"), os.path.join(workdir, ".stdout")
@@ -170,6 +227,7 @@ def _run_stdio_test(code, workdir: str, text: str, max_output: int) -> dict:
     output_fd = _open_test_files(workdir, text)
     try:
         exit_code, error = _run_body(code, _fresh_globals())
+        _end_test_like_the_interpreter()
         try:
             if not sys.stdout.closed:  # closing stdout at the end is fine, as in CPython
                 sys.stdout.flush()
@@ -228,6 +286,7 @@ def _serve_candidate(globals_: dict, entry_point: str, requests: Channel) -> Non
 def run_program_child(job: dict, channel: Channel, candidate_requests: Channel | None) -> None:
     """The program process ``U``: runs ``job`` and exits (never returns)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead
+    atexit._clear()  # the worker's callbacks; the program's own run at its end
     # From here on program code may write to the channel; the supervisor trusts no
     # "sandbox_error" message that arrives after this one.
     channel.send({"t": "ready"})
@@ -261,7 +320,8 @@ def run_program_child(job: dict, channel: Channel, candidate_requests: Channel |
             tracer.stop()
             tracer.record("", globals_)
             channel.send({"t": "vars", "variables": tracer.variables})
-    _flush_std_streams()
+    _flush_std_streams()  # what the main thread printed, even if another never ends
+    _end_like_the_interpreter()
     try:
         channel.send({"t": "exit", "code": exit_code, "error": error})
     except OSError:  # the program closed or clogged the channel: only its exit code is left

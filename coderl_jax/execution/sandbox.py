@@ -5,6 +5,8 @@ interpreter that forks a fresh program child per job and supervises it (``superv
 so no interpreter state survives between programs and start-up costs a fork, not an
 interpreter. Data path of one job: ``Job`` -> worker -> forked, confined child running
 ``harness.py`` -> messages judged by ``judge.py`` -> ``Result`` (``Verdict`` for tests).
+A program has finished when ``python prog.py`` would have exited: after its non-daemon
+threads and ``atexit`` callbacks (``harness.py``), all within its time limit.
 The isolation layers (``isolation.py``) are detected by the first worker and reported once;
 layers named in ``required_isolation`` that are missing raise ``SandboxUnavailableError``,
 other missing layers give a warning.

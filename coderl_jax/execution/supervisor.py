@@ -6,7 +6,8 @@ Landlock ruleset, then forks the program ``B`` as PID 1 of a new PID namespace; 
 tests ``B`` forks the checker ``C`` before confining itself. ``B`` and ``C`` only *apply*
 what ``A`` prepared (``isolation.confine_child``): every page of Python state a child
 touches costs it a copy-on-write fault, so work that can happen before the fork does.
-``A`` then polls, until ``B`` exits:
+``A`` then polls until ``B`` exits, which it does when its interpreter would (after the
+program's non-daemon threads and ``atexit`` callbacks, see ``harness.py``):
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
   ``output_limit``), the program's result channel and the checker's marker channel;

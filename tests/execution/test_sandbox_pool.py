@@ -135,6 +135,67 @@ def test_assert_tests_need_the_checker_marker(pool):
     )
 
 
+LATE_THREAD = (
+    "import threading, time\n"
+    "def late():\n"
+    "    time.sleep(0.2)\n"
+    "    print('from the thread')\n"
+    "threading.Thread(target=late).start()\n"
+    "print('main done')\n"
+)
+
+
+def test_a_program_ends_when_its_interpreter_would(pool):
+    """Non-daemon threads are waited for within the time limit, then atexit callbacks run."""
+    never_ends = "import threading, time\nthreading.Thread(target=time.sleep, args=(1000,)).start()\nprint('main done')"
+    daemon = never_ends.replace("args=(1000,))", "args=(1000,), daemon=True)")
+    at_exit = "import atexit\natexit.register(print, 'bye')\natexit.register(lambda: 1 / 0)\nprint('main done')"
+    exits_3 = LATE_THREAD.replace("print('main done')", "raise SystemExit(3)")
+    jobs = [LATE_THREAD, never_ends, daemon, at_exit, exits_3]
+    late, never, quick, bye, three = pool.run_batch([Job(code, timeout_s=1) for code in jobs])
+    assert (late.status, late.stdout) == ("ok", "main done\nfrom the thread\n")
+    assert 0.2 <= late.wall_s < 1
+    # A real interpreter would not exit: a timeout, with what the main thread printed.
+    assert (never.status, never.stdout) == ("timeout", "main done\n")
+    assert 1 <= never.wall_s < 3
+    assert (quick.status, quick.stdout) == ("ok", "main done\n") and quick.wall_s < 0.5
+    # A callback that raises is printed and ignored, as by the interpreter.
+    assert (bye.status, bye.exit_code, bye.stdout) == ("ok", 0, "main done\nbye\n")
+    assert "Exception ignored in atexit callback" in bye.stderr
+    assert "ZeroDivisionError" in bye.stderr
+    # The exit status is the main thread's, given once the threads are done.
+    assert (three.status, three.exit_code) == ("runtime_error", 3)
+    assert three.stdout == "from the thread\n"
+
+
+def test_threads_of_a_stdio_test_are_joined_before_its_output_is_read(pool):
+    # The common competitive-programming idiom: main() in a thread with a bigger stack.
+    thread_main = (
+        "import sys, threading\n"
+        "threading.stack_size(1 << 26)\n"
+        "def main():\n"
+        "    a, b = map(int, input().split())\n"
+        "    print(a + b)\n"
+        "threading.Thread(target=main).start()\n"
+    )
+    # An executor never shut down: its idle workers must not hold the test (nor the next one).
+    executor = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def add():\n"  # a function in the globals: a cycle keeps the executor alive
+        "    a, b = map(int, input().split())\n"
+        "    print(a + b)\n"
+        "pool = ThreadPoolExecutor(2)\n"
+        "pool.submit(add)\n"
+    )
+    stuck = (
+        "import threading\nthreading.Thread(target=threading.Event().wait).start()\n" + thread_main
+    )
+    verdicts = pool.check_batch([(thread_main, STDIO), (executor, STDIO), (stuck, STDIO)], 0.5)
+    assert [v.passed for v in verdicts] == [True, True, False]
+    assert [t.got for t in verdicts[0].tests] == ["3\n", "7\n", "10\n"]
+    assert [t.status for t in verdicts[2].tests] == ["timeout", "not_run", "not_run"]
+
+
 def test_one_shot_functions_use_the_shared_pool():
     result = run_program("print(sum(range(10)))")
     assert (result.status, result.stdout) == ("ok", "45\n")
