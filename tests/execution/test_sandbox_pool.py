@@ -121,11 +121,10 @@ def test_assert_tests_need_the_checker_marker(pool):
         "def add(a, b):\n    return a + b\nimport os\nos._exit(0)",
         "def add(a, b):\n    return a + b\nimport sys\nsys.exit(0)",
         forge_marker,
-        "import os, signal\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n    return 0",
         "import builtins\nbuiltins.AssertionError = None\ndef add(a, b):\n    return 0",
     ]
     verdicts = pool.check_batch([(p, ASSERT) for p in programs])
-    assert [v.passed for v in verdicts] == [True, False, False, False, True, False, False, False]
+    assert [v.passed for v in verdicts] == [True, False, False, False, True, False, False]
     assert verdicts[1].tests[0].error == "AssertionError"
     assert "not plain data" in verdicts[2].tests[0].error
     # Racy by nature: the checker either sees the program gone or is killed with it.
@@ -133,6 +132,12 @@ def test_assert_tests_need_the_checker_marker(pool):
         "the checker did not confirm completion",
         "CandidateError: the program stopped before answering",
     )
+
+
+@pytest.mark.needs_isolation("uid|pidns")  # else kill(-1) reaches far beyond the checker
+def test_assert_tests_fail_when_the_program_kills_the_checker(pool):
+    killer = "import os, signal\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n    return 0"
+    assert not pool.check_batch([(killer, ASSERT)])[0].passed
 
 
 LATE_THREAD = (
@@ -220,9 +225,10 @@ def test_order_preserved_and_dead_worker_replaced(pool):
     assert [r.status for r in pool.run_batch([Job("print(2)")] * 4)] == ["ok"] * 4
 
 
-def test_isolation_report_and_required_layers(pool):
+def test_isolation_report_and_required_layers(pool, disabled_isolation):
     assert set(pool.isolation) == {"rlimits", "uid", "netns", "pidns", "landlock", "seccomp"}
-    if os.geteuid() == 0:
+    assert all(pool.isolation[layer] is None for layer in disabled_isolation)
+    if os.geteuid() == 0 and "uid" not in disabled_isolation:
         assert pool.isolation["uid"] == "61000"
     with pytest.raises(ValueError, match="unknown isolation layer 'chroot'"):
         SandboxPool(num_workers=1, required_isolation=("chroot",))
