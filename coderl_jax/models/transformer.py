@@ -15,9 +15,12 @@ Two ways to call the model (`Transformer.__call__`):
 * No cache (training, scoring, prefill): causal self-attention over ``tokens_BxT`` with a
   padding mask, so left-padded batches work; ``return_kv=True`` also returns every layer's
   keys and values, which become the *prefix* of a `KVCache`.
-* With a `KVCache` (decoding): the new tokens of N = P * G rows attend to the prompt keys of
-  their prompt row (stored once per prompt and shared by its G samples, never copied G
-  times) and to the rows' own generated keys, which are written at ``cache.index``.
+* With a `KVCache` (static decoding): the new tokens of N = P * G rows attend to the prompt
+  keys of their prompt row (stored once per prompt and shared by its G samples, never
+  copied G times) and to the rows' own generated keys, which are written at ``cache.index``.
+* With a `coderl_jax.models.paged_kv.PagedKVCache` and a ``PageWork`` (continuous decoding):
+  one new token per slot; each slot reads only the pages it has filled (prompt pages
+  shared), so a step costs the slots' real lengths (`paged_decode_step`).
 
 No-cache attention has two implementations (``ModelConfig.attention_impl``): "xla", an
 einsum with an explicit [B, T, S] mask and fp32 softmax (any padding, any backend; saves
@@ -49,6 +52,12 @@ import numpy as np
 
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.fused_attention import fused_causal_attention, right_aligned_lengths
+from coderl_jax.models.paged_kv import (
+    PagedKVCache,
+    PageWork,
+    ragged_decode_attention,
+    write_token,
+)
 
 Params = Any
 _MASKED = float(np.finfo(np.float32).min)
@@ -225,6 +234,15 @@ class Attention(nn.Module):
             return y, (kk, vv), None
         q = q.reshape(b, t, k, h // k, dh) * jnp.asarray(dh**-0.5, q.dtype)
         f32 = jnp.float32
+        if isinstance(mask, PageWork):  # paged decode: one new token per slot
+            all_k, all_v, layer = suffix  # [L, pages, K, page_size, Dh]
+            all_k = write_token(all_k, layer, mask, kk[:, 0])
+            all_v = write_token(all_v, layer, mask, vv[:, 0])
+            out = ragged_decode_attention(q[:, 0], all_k, all_v, layer, mask)
+            y = Projection(c, (h, dh, d), ("heads", "head_dim", "embed"), 2, name="o_proj")(
+                out.reshape(b, t, h, dh)
+            )
+            return y, None, (all_k, all_v, layer + 1)
         if suffix is None:  # self-attention over the given tokens
             scores = jnp.einsum("btkqd,bskd->bkqts", q, kk, preferred_element_type=f32)
             probs = _attention_probs(scores, mask[:, None, None]).astype(vv.dtype)
@@ -363,9 +381,10 @@ class Transformer(nn.Module):
         tokens_BxT: jax.Array,
         positions_BxT: jax.Array,
         mask_BxT: jax.Array | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | PagedKVCache | None = None,
         output: str = "logits",
         return_kv: bool = False,
+        page_work: PageWork | None = None,
     ):
         """Runs the decoder.
 
@@ -377,6 +396,7 @@ class Transformer(nn.Module):
           cache: decode mode when given (see module docstring).
           output: "logits" ([B, T, V] float32) or "hidden" (final-normed hidden [B, T, D]).
           return_kv: no-cache mode: also return (k, v), each [L, B, T, K, Dh].
+          page_work: with a `PagedKVCache`: this step's addressing (T must be 1).
 
         Returns:
           ``out`` alone; ``(out, (k, v))`` with return_kv; ``(out, new_cache)`` with a cache.
@@ -405,6 +425,13 @@ class Transformer(nn.Module):
                 # silently wrong, so its hidden states become NaN, which the train step's
                 # finite check (train/nonfinite) reports. Aligned rows are untouched.
                 x = jnp.where(aligned_B[:, None, None], x, jnp.asarray(jnp.nan, x.dtype))
+        elif isinstance(cache, PagedKVCache):
+            if page_work is None or t != 1:
+                raise ValueError("a PagedKVCache needs page_work and one new token per row")
+            suffix = (cache.k, cache.v, jnp.zeros((), jnp.int32))
+            (x, (new_k, new_v, _)), _ = self.layers((x, suffix), (rope, page_work, None), None)
+            kv = None
+            cache = cache.replace(k=new_k, v=new_v)
         else:
             g = cache.num_samples
             prefix_mask = jnp.repeat(cache.prefix_mask, g, axis=0)[:, None, None, None, :]
@@ -461,19 +488,11 @@ def forward(params: Params, config: ModelConfig, tokens_BxT, mask_BxT=None, **kw
     return Transformer(config).apply({"params": params}, tokens_BxT, positions, mask_BxT, **kwargs)
 
 
-def prefill(
-    params: Params,
-    config: ModelConfig,
-    tokens_PxT: jax.Array,
-    mask_PxT: jax.Array,
-    num_samples: int,
-    max_new_tokens: int,
-) -> tuple[jax.Array, KVCache]:
-    """Runs the prompts once and builds a cache for ``num_samples`` continuations each.
-
-    Returns the logits of each prompt's last position [P, V] (float32) and a `KVCache` with
-    N = P * num_samples rows and room for ``max_new_tokens`` generated tokens.
-    """
+def prefill_kv(
+    params: Params, config: ModelConfig, tokens_PxT: jax.Array, mask_PxT: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Runs left-padded prompts once: (last-position logits [P, V] float32, k, v), k and v
+    [L, P, T, K, Dh] in the compute dtype (padding columns hold unused values)."""
     positions = positions_from_mask(mask_PxT)
     # Prompts are left-padded (the last column is every prompt's last token), which the fused
     # path's length-based masking cannot express; prefill is one pass, decoding dominates.
@@ -489,6 +508,23 @@ def prefill(
         unembedding(params, config).astype(cdt),
         preferred_element_type=jnp.float32,
     )
+    return last_logits, k, v
+
+
+def prefill(
+    params: Params,
+    config: ModelConfig,
+    tokens_PxT: jax.Array,
+    mask_PxT: jax.Array,
+    num_samples: int,
+    max_new_tokens: int,
+) -> tuple[jax.Array, KVCache]:
+    """Runs the prompts once and builds a dense cache for ``num_samples`` continuations each.
+
+    Returns the logits of each prompt's last position [P, V] (float32) and a `KVCache` with
+    N = P * num_samples rows and room for ``max_new_tokens`` generated tokens.
+    """
+    last_logits, k, v = prefill_kv(params, config, tokens_PxT, mask_PxT)
     n = tokens_PxT.shape[0] * num_samples
     suffix_shape = (config.num_layers, n, config.num_kv_heads, max_new_tokens, config.head_dim)
     cache = KVCache(
@@ -511,3 +547,18 @@ def decode_step(
 ) -> tuple[jax.Array, KVCache]:
     """Feeds T new tokens per row (usually T = 1); returns logits [N, T, V] and the cache."""
     return Transformer(config).apply({"params": params}, tokens_NxT, positions_NxT, cache=cache)
+
+
+def paged_decode_step(
+    params: Params,
+    config: ModelConfig,
+    tokens_S: jax.Array,
+    positions_S: jax.Array,
+    cache: PagedKVCache,
+    work: PageWork,
+) -> tuple[jax.Array, PagedKVCache]:
+    """Feeds one token per slot through a paged cache; returns logits [S, V] and the cache."""
+    logits, cache = Transformer(config).apply(
+        {"params": params}, tokens_S[:, None], positions_S[:, None], cache=cache, page_work=work
+    )
+    return logits[:, 0], cache

@@ -191,7 +191,7 @@ def test_top_k_one_equals_greedy_and_buckets_compile_once(tiny_model):
 def test_temperature_zero_is_argmax():
     logits = jnp.asarray([[0.1, 2.0, -1.0], [3.0, 2.9, 0.0]])
     tokens, logprobs = sampler_lib.sample_tokens(
-        logits, jax.random.key(0), SamplingConfig(temperature=0.0)
+        logits, jnp.zeros(2), SamplingConfig(temperature=0.0)
     )
     np.testing.assert_array_equal(np.asarray(tokens), [1, 0])
     expected = jax.nn.log_softmax(logits)[jnp.arange(2), jnp.asarray([1, 0])]
@@ -260,7 +260,8 @@ def test_sampled_frequencies_match_distribution(cfg, expected):
     expected = np.asarray(expected)
     draws = 20000
     logits = jnp.tile(jnp.log(jnp.asarray(probs, jnp.float32)), (draws, 1))
-    tokens, logprobs = sampler_lib.sample_tokens(logits, jax.random.key(42), cfg)
+    uniforms = jax.random.uniform(jax.random.key(42), (draws,))
+    tokens, logprobs = sampler_lib.sample_tokens(logits, uniforms, cfg)
     tokens, logprobs = np.asarray(tokens), np.asarray(logprobs)
     counts = np.bincount(tokens, minlength=probs.size)
     df = int((expected > 0).sum()) - 1
@@ -308,7 +309,9 @@ def test_large_vocab_frequencies_match_softmax():
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     tokens, logprobs = sampler_lib.sample_tokens(
-        jnp.tile(jnp.asarray(logits), (draws, 1)), jax.random.key(9), SamplingConfig()
+        jnp.tile(jnp.asarray(logits), (draws, 1)),
+        jax.random.uniform(jax.random.key(9), (draws,)),
+        SamplingConfig(),
     )
     tokens, logprobs = np.asarray(tokens), np.asarray(logprobs)
     assert not np.isin(tokens, [10, 11]).any()

@@ -1,0 +1,47 @@
+"""Rollout sampler: prompts -> G completions each, with log-probs and finish reasons.
+
+One call samples G completions for each of P prompts (N = P * G rows; row n continues
+prompt n // G). Each prompt is prefilled once and its KV cache shared by its samples.
+
+Files, in the order of the data path:
+
+* `config.py`: `SamplingConfig`, finish reasons, prompt buckets and left padding.
+* `prefill.py`: prompts into KV pages, every sample's first token.
+* `continuous.py`: the device loop of the continuous decoder (paged KV, decode slots).
+* `scheduler.py`: its host loop (slot refills, page allocation, preemption, early hand-off).
+* `static.py`: the static decoder (all rows together, dense cache; one compiled loop).
+* `sampling.py`: sampling math (temperature, top-k, nucleus, inverse CDF, per-sample RNG).
+* `output.py`: `SampleOutput` and `FinishedSamples`.
+* `front.py`: `Sampler`, the host front end.
+"""
+
+from coderl_jax.models.sampler.config import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    SamplingConfig,
+    left_pad,
+)
+from coderl_jax.models.sampler.front import Sampler
+from coderl_jax.models.sampler.output import FinishedSamples, SampleOutput
+from coderl_jax.models.sampler.sampling import (
+    categorical_inverse_cdf,
+    nucleus_threshold,
+    sample_tokens,
+    sample_uniforms,
+    sampling_log_probs,
+)
+
+__all__ = [
+    "FINISH_LENGTH",
+    "FINISH_STOP",
+    "FinishedSamples",
+    "SampleOutput",
+    "Sampler",
+    "SamplingConfig",
+    "categorical_inverse_cdf",
+    "left_pad",
+    "nucleus_threshold",
+    "sample_tokens",
+    "sample_uniforms",
+    "sampling_log_probs",
+]
