@@ -24,14 +24,15 @@ Modes (``job["mode"]``):
   marker and raises). Only ``C`` holds the checker channel that carries the pass marker.
 
 Ending like ``python prog.py``: the program process exits only when its interpreter would.
-As in ``Py_FinalizeEx``, ``threading._shutdown()`` runs threading's exit hooks and joins every
-non-daemon thread, then the ``atexit`` callbacks run (one that raises is printed and
-ignored), then stdout/stderr are flushed; daemon threads end with the process. The
-supervisor's time limit runs until then, so a thread that never ends makes a ``timeout``,
-and what threads print counts. A stdio test ends the same way before its output is read,
-except that the main thread stays alive for the next test (non-daemon threads are joined
-one by one, and ``concurrent.futures`` may schedule work again). The callbacks the worker
-registered are dropped before program code runs.
+As in ``Py_FinalizeEx``, ``threading._shutdown()`` runs threading's exit hooks and joins
+every non-daemon thread (when another thread is alive at all), then the ``atexit``
+callbacks run (one that raises is printed and ignored), then stdout/stderr are flushed;
+daemon threads end with the process. The supervisor's time limit runs until then, so a
+thread that never ends makes a ``timeout``, and what threads print counts. A stdio test
+ends the same way before its output is read, except that the main thread stays alive for
+the next test (non-daemon threads are joined one by one, and ``concurrent.futures`` may
+schedule work again). The callbacks the worker registered are dropped before program code
+runs.
 
 Threat model: program code shares ``U`` with this harness, so it can find ``U``'s channel
 fd and write well-formed messages to it. That buys nothing: for stdio/call tests the
@@ -170,22 +171,38 @@ def _print_ignored(what: str) -> None:
         pass
 
 
+def _other_threads(threading) -> bool:
+    """Whether a thread besides the main one is alive (or starting).
+
+    If not (the usual program), ending like the interpreter has nothing to join and the
+    standard library's threading exit hooks (``concurrent.futures``) nothing to wake, so it
+    is skipped: that spares a child the copy-on-write faults of touching threading's state.
+    """
+    return threading.active_count() > 1
+
+
 def _end_like_the_interpreter() -> None:
     """What ``Py_FinalizeEx`` does before the process ends (see the module docstring)."""
+    _flush_std_streams()  # what the main thread printed, even if another never ends
     threading = sys.modules.get("threading")  # as CPython: only if the program has it
-    if threading is not None:
+    more_output = False
+    if threading is not None and _other_threads(threading):
         try:
             threading._shutdown()
         except BaseException:
             _print_ignored("threading._shutdown")
-    atexit._run_exitfuncs()
-    _flush_std_streams()
+        more_output = True
+    if atexit._ncallbacks():
+        atexit._run_exitfuncs()
+        more_output = True
+    if more_output:
+        _flush_std_streams()
 
 
 def _end_test_like_the_interpreter() -> None:
     """``_end_like_the_interpreter`` for one stdio test, leaving the main thread alive."""
     threading = sys.modules.get("threading")
-    if threading is not None:
+    if threading is not None and _other_threads(threading):
         try:
             for hook in reversed(getattr(threading, "_threading_atexits", ())):
                 hook()  # e.g. concurrent.futures: wakes and joins idle executor workers
@@ -203,7 +220,8 @@ def _end_test_like_the_interpreter() -> None:
         futures = sys.modules.get("concurrent.futures.thread")
         if futures is not None:  # a fresh interpreter for the next test would allow it
             futures._shutdown = False
-    atexit._run_exitfuncs()
+    if atexit._ncallbacks():
+        atexit._run_exitfuncs()
 
 
 def _open_test_files(workdir: str, text: str) -> int:
@@ -320,7 +338,6 @@ def run_program_child(job: dict, channel: Channel, candidate_requests: Channel |
             tracer.stop()
             tracer.record("", globals_)
             channel.send({"t": "vars", "variables": tracer.variables})
-    _flush_std_streams()  # what the main thread printed, even if another never ends
     _end_like_the_interpreter()
     try:
         channel.send({"t": "exit", "code": exit_code, "error": error})
