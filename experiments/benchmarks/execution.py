@@ -14,6 +14,9 @@ loop), one stdin/stdout test each, at the same concurrency, through
 
 With ``--rounds N`` the approaches take turns N times (pool, baseline, subprocess, pool, ...)
 and each rate is the median over rounds, so that load from other work falls on all of them.
+Each run also reports the CPU time per program (this process, the pool's workers and
+every program process, pool start-up excluded), which other work on the machine disturbs
+far less than wall time: compare pool versions by it on a shared machine.
 
 Tracer overhead: CPU seconds of a loop-heavy and a call-heavy program, traced / untraced.
 
@@ -41,6 +44,7 @@ import importlib.util
 import io
 import multiprocessing
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -81,18 +85,37 @@ def make_programs(count: int, loops: bool = True) -> list[tuple[str, TestSpec]]:
     return programs
 
 
-def _time_pool(pool_class, programs, concurrency: int, timeout_s: float) -> tuple[list, float]:
+def cpu_s() -> float:
+    """CPU seconds used by this process and by its children that have been reaped."""
+    usage = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _process_cpu_s(pid: int) -> float:
+    """utime + stime + cutime + cstime of a live process, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3 (state)
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _time_pool(pool_class, programs, concurrency: int, timeout_s: float):
+    """(passed, wall seconds, CPU seconds) of one batch, pool start-up excluded."""
     with pool_class(num_workers=concurrency) as pool:
         code_dir = os.path.dirname(sys.modules[pool_class.__module__].__file__)
         print(f"  pool isolation: {pool.isolation} (python {pool.python}, code {code_dir})")
+        # The workers' start-up so far; what they use from here on joins cpu_s() once the
+        # pool has closed and reaped them.
+        cpu_start = cpu_s() + sum(_process_cpu_s(pid) for pid in pool.worker_pids)
         start = time.perf_counter()
         verdicts = pool.check_batch(programs, timeout_s=timeout_s)
         elapsed = time.perf_counter() - start
-    return [v.passed for v in verdicts], elapsed
+    return [v.passed for v in verdicts], elapsed, cpu_s() - cpu_start
 
 
 def run_pool(programs, concurrency: int, timeout_s: float) -> list[bool]:
-    passed, run_pool.elapsed = _time_pool(SandboxPool, programs, concurrency, timeout_s)
+    passed, run_pool.elapsed, run_pool.cpu_s = _time_pool(
+        SandboxPool, programs, concurrency, timeout_s
+    )
     return passed
 
 
@@ -124,7 +147,9 @@ def run_baseline(programs, concurrency: int, timeout_s: float) -> list[bool]:
     base = run_baseline.package
     fields = [f.name for f in dataclasses.fields(TestSpec)]
     programs = [(c, base.TestSpec(**{f: getattr(s, f) for f in fields})) for c, s in programs]
-    passed, run_baseline.elapsed = _time_pool(base.SandboxPool, programs, concurrency, timeout_s)
+    passed, run_baseline.elapsed, run_baseline.cpu_s = _time_pool(
+        base.SandboxPool, programs, concurrency, timeout_s
+    )
     return passed
 
 
@@ -147,9 +172,10 @@ def _subprocess_one(args) -> bool:
 def run_subprocess(programs, concurrency: int, timeout_s: float) -> list[bool]:
     with tempfile.TemporaryDirectory() as directory, ThreadPoolExecutor(concurrency) as threads:
         args = [(p, timeout_s, directory, i) for i, p in enumerate(programs)]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_s()
         passed = list(threads.map(_subprocess_one, args))
         run_subprocess.elapsed = time.perf_counter() - start
+        run_subprocess.cpu_s = cpu_s() - cpu_start
     return passed
 
 
@@ -177,9 +203,10 @@ def _multiprocessing_one(args) -> bool:
 
 def run_multiprocessing(programs, concurrency: int, timeout_s: float) -> list[bool]:
     with ThreadPoolExecutor(concurrency) as threads:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_s()
         passed = list(threads.map(_multiprocessing_one, [(p, timeout_s) for p in programs]))
         run_multiprocessing.elapsed = time.perf_counter() - start
+        run_multiprocessing.cpu_s = cpu_s() - cpu_start
     return passed
 
 
@@ -203,6 +230,7 @@ def throughput(args) -> None:
     programs = make_programs(args.programs, loops=not args.no_timeouts)
     names = args.approaches.split(",")
     rates: dict[str, list[float]] = {name: [] for name in names}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in names}
     print(f"throughput: {os.cpu_count()} CPUs, {load_average()} (before)", flush=True)
     for round_index in range(args.rounds):
         for name in names:
@@ -215,18 +243,26 @@ def throughput(args) -> None:
             )
             passed = runner(programs, args.concurrency, args.timeout)
             rates[name].append(len(programs) / runner.elapsed)
+            cpu_ms[name].append(1000 * runner.cpu_s / len(programs))
             print(
-                f"  {runner.elapsed:.1f}s, {rates[name][-1]:.1f} programs/s, {sum(passed)} "
-                f"passed ({load_average()})"
+                f"  {runner.elapsed:.1f}s, {rates[name][-1]:.1f} programs/s, "
+                f"{cpu_ms[name][-1]:.2f} CPU ms/program, {sum(passed)} passed ({load_average()})"
             )
     median = {name: statistics.median(r) for name, r in rates.items()}
+    median_cpu = {name: statistics.median(c) for name, c in cpu_ms.items()}
     if args.rounds > 1:
-        for name, rate in median.items():
-            print(f"{name}: median {rate:.1f} programs/s over {args.rounds} rounds")
+        for name in names:
+            print(
+                f"{name}: median {median[name]:.1f} programs/s, {median_cpu[name]:.2f} CPU "
+                f"ms/program over {args.rounds} rounds"
+            )
     for first in ("pool", "baseline"):
-        for name, rate in median.items():
+        for name in names:
             if first in median and name not in ("pool", first):
-                print(f"{first} / {name}: {median[first] / rate:.2f}x")
+                print(
+                    f"{first} / {name}: {median[first] / median[name]:.2f}x programs/s, "
+                    f"{median_cpu[name] / median_cpu[first]:.2f}x less CPU per program"
+                )
     print(f"throughput done, {load_average()} (after)", flush=True)
 
 
