@@ -3,7 +3,7 @@
 Every dangerous program bounds itself (at most 256 processes, 3 GB, 64 MB of disk, 100 MB
 of output) so that a broken sandbox cannot take the machine down with it. Each program and
 test names the isolation layers it relies on (``needs_isolation``, see ``conftest.py``):
-without them it skips and its program is not run; the rest runs on any machine.
+without them it skips and its program is not run; the rest runs whichever layers are off.
 """
 
 import os
@@ -160,8 +160,8 @@ HOSTILE = {
     "exit_256": ("import sys\nsys.exit(256)", 5, "runtime_error", ()),
     "hostile_exception_str": ("class E(Exception):\n    def __str__(self):\n        raise E()\nraise E()", 5, "runtime_error", ()),
 }  # fmt: skip
-# Escapes, judged by their own tests: name -> layers that alone stop them (with the others
-# off the program would really escape, so it is not run at all then).
+# Escapes, judged by their own tests: name -> the layers that stop them (without those the
+# program would really escape, so it is not run at all).
 ESCAPES = {
     "write_outside": ("landlock",),  # world-writable canaries: no uid or permission guards them
     "read_outside": ("landlock",),  # a world-readable secret
