@@ -1,9 +1,12 @@
-"""The synthetic dataset: family contract, determinism, split disjointness, held-out families."""
+"""The synthetic dataset: family contract, program spaces, determinism, splits disjoint by
+program, held-out families."""
 
 import collections
+import dataclasses
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -18,14 +21,35 @@ from coderl_jax.data.synthetic import (
     generate_problems,
     get_family,
     list_families,
-    statement_split,
+    program_key,
+    program_split,
+    split_overlap,
 )
-from coderl_jax.data.synthetic.family import Family, to_text
+from coderl_jax.data.synthetic.family import (
+    Family,
+    letter_string,
+    render_solution,
+    signed_spread,
+    spread_int,
+    to_text,
+)
 
 # sha256 of the JSON of generate_problems("train", 40, seed=0). Generation changed on purpose?
 # Bump VERSION and update this digest.
-GOLDEN_VERSION = "1.0.0"
-GOLDEN_TRAIN_DIGEST = "766b1f2ca9830f8b9585b8409dc082d35a4f914c90ec7659b3c9ae19f4619ec8"
+GOLDEN_VERSION = "2.0.0"
+GOLDEN_TRAIN_DIGEST = "aeb774ee848e96d4bec812b1b0ef07eb9a295aee676f2a67e3d39d7f6d2fc0d6"
+TINY_CPU_FLAGS = Path(__file__).parents[2] / "experiments" / "configs" / "tiny_cpu.flags"
+
+
+def _flag_families() -> tuple[str, ...]:
+    """The embedded default's family subset, read from its flagfile."""
+    for line in TINY_CPU_FLAGS.read_text().splitlines():
+        if line.startswith("--synthetic_families="):
+            return tuple(line.split("=", 1)[1].split(","))
+    raise AssertionError(f"no --synthetic_families in {TINY_CPU_FLAGS}")
+
+
+TINY_CPU_FAMILIES = _flag_families()
 
 
 def _digest(problems):
@@ -109,23 +133,82 @@ def test_family_contract_is_enforced():
         draw_instance(_family(answer=lambda p, n: 0), random.Random(0), 6)
 
 
-def test_statement_split_fractions():
-    counts = collections.Counter(statement_split("add_constant", f"s{i}") for i in range(20000))
+def test_program_split_fractions():
+    programs = [f"n = int(input())\nprint(n + {i})\n" for i in range(20000)]
+    counts = collections.Counter(program_split("add_constant", p) for p in programs)
     assert set(counts) == {"train", "validation", "test"}
     assert abs(counts["train"] / 20000 - 0.8) < 0.01
     assert abs(counts["validation"] / 20000 - 0.1) < 0.01
     assert abs(counts["test"] / 20000 - 0.1) < 0.01
-    assert statement_split("clip_list", "anything") == "test_heldout_families"
+    assert program_split("clip_list", programs[0]) == "test_heldout_families"
+
+
+def test_program_split_ignores_wording_formatting_and_family():
+    family = get_family("repeat_word")
+    rng = random.Random(0)
+    for _ in range(20):
+        params = family.sample_params(rng)
+        program = render_solution(family, params)
+        split = program_split(family.name, program)
+        # Every wording of these parameters is the same program: one split for all of them.
+        wordings = {t.format(**params) for t in family.templates}
+        assert len(wordings) == 4
+        # Comments, blank lines, spacing and quote style do not change the program.
+        restyled = "# reference\n" + program.replace('"', "'").replace(" * ", "*") + "\n\n"
+        assert restyled != program and program_key(restyled) == program_key(program)
+        assert program_split(family.name, restyled) == split
+        assert program_split("count_char", program) == split  # the family is not hashed
+    with pytest.raises(SyntaxError):
+        program_key("print(")
+
+
+def test_spread_and_letter_helpers():
+    rng = random.Random(0)
+    values = [spread_int(rng, 2, 9999) for _ in range(4000)]
+    assert min(values) >= 2 and max(values) <= 9999
+    # Digit counts are drawn uniformly: each of 1..4 digits about a quarter of the time.
+    digits = collections.Counter(len(str(v)) for v in values)
+    assert all(abs(digits[d] / 4000 - 0.25) < 0.03 for d in (1, 2, 3, 4)), digits
+    signed = [signed_spread(rng, 99) for _ in range(2000)]
+    assert min(signed) >= -99 and max(signed) <= 99 and min(signed) < 0 < max(signed)
+    pieces = {letter_string(rng, 3) for _ in range(3000)}
+    assert {len(p) for p in pieces} == {1, 2, 3}
+    assert not any(p[:i] == p[-i:] for p in pieces for i in range(1, len(p)))
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES, ids=lambda f: f.name)
+def test_family_program_space_is_wide(family):
+    """Far more programs than the training split draws from a family: the old parameter spaces
+    held at most 2,600 programs (most under 100), so 1000 draws found at most a few hundred."""
+    rng = random.Random(f"space:{family.name}")
+    programs = {render_solution(family, family.sample_params(rng)) for _ in range(1000)}
+    small = {"shift_letters", "remove_char"}  # 675 / 676 programs: their structure is narrow
+    minimum = 500 if family.name in TINY_CPU_FAMILIES else 300 if family.name in small else 450
+    assert len(programs) >= minimum
+
+
+def test_no_program_belongs_to_two_families():
+    owners: dict[str, str] = {}
+    for family in ALL_FAMILIES:
+        rng = random.Random(f"owners:{family.name}")
+        for _ in range(60):
+            key = program_key(render_solution(family, family.sample_params(rng)))
+            assert owners.setdefault(key, family.name) == family.name
 
 
 def test_add_constant_instance_matches_hand_computed_outputs():
     family = get_family("add_constant")
-    inst = draw_instance(family, random.Random(0), num_tests=6)
-    k = inst.params["k"]
-    assert inst.solution == f"n = int(input())\nprint(n + {k})\n"
-    assert f"{k}" in inst.statement
-    for inp, out in zip(inst.tests.inputs, inst.tests.outputs):
-        assert int(out) == int(inp) + k
+    rng = random.Random(0)
+    ops = set()
+    for _ in range(10):
+        inst = draw_instance(family, rng, num_tests=6)
+        k, op = inst.params["k"], inst.params["op"]
+        ops.add(op)
+        assert inst.solution == f"n = int(input())\nprint(n {op} {k})\n"
+        assert f"{k}" in inst.statement
+        for inp, out in zip(inst.tests.inputs, inst.tests.outputs):
+            assert int(out) == (int(inp) + k if op == "+" else int(inp) - k)
+    assert ops == {"+", "-"}
 
 
 def test_generation_is_deterministic_and_prefix_stable():
@@ -141,21 +224,71 @@ def test_golden_digest_pins_generation_to_version():
     assert _digest(generate_problems("train", 40, seed=0)) == GOLDEN_TRAIN_DIGEST
 
 
-def test_splits_are_instance_disjoint_across_seeds():
-    train = generate_problems("train", 2000, seed=0)
+def test_splits_share_no_program_across_seeds():
+    # On the old statement split, these sizes put most test programs in train (in other words).
+    train = generate_problems("train", 3000, seed=0, families=TINY_CPU_FAMILIES)
     others = {
-        "validation": generate_problems("validation", 300, seed=1),
-        "test": generate_problems("test", 300, seed=0),
+        "validation": generate_problems("validation", 300, seed=1, families=TINY_CPU_FAMILIES),
+        "test": generate_problems("test", 300, seed=0, families=TINY_CPU_FAMILIES),
     }
-    train_statements = {p.statement for p in train}
-    train_instances = {(p.statement, p.tests) for p in train}
+    report = split_overlap({"train": train, **others})
+    assert report["programs_in_train"] == {"validation": 0, "test": 0}
+    assert report["alignment_pairs_in_train"] == {"validation": 0, "test": 0}
+    train_programs = {program_key(p.reference_solution) for p in train}
     for split, problems in others.items():
-        assert not {p.statement for p in problems} & train_statements, split
-        assert not {(p.statement, p.tests) for p in problems} & train_instances, split
-    assert not {p.statement for p in others["validation"]} & {p.statement for p in others["test"]}
+        keys = {program_key(p.reference_solution) for p in problems}
+        assert not keys & train_programs, split
+    validation_keys = {program_key(p.reference_solution) for p in others["validation"]}
+    assert not validation_keys & {program_key(p.reference_solution) for p in others["test"]}
     for split, problems in [("train", train), *others.items()]:
-        assert all(statement_split(p.family, p.statement) == split for p in problems)
-        assert len({(p.statement, p.tests) for p in problems}) == len(problems)
+        assert all(program_split(p.family, p.reference_solution) == split for p in problems)
+        # Programs are as distinct as the split's share of each family allows.
+        assert len({program_key(p.reference_solution) for p in problems}) == len(problems)
+
+
+def test_split_overlap_finds_a_reworded_program():
+    train = generate_problems("train", 30, seed=0, families=TINY_CPU_FAMILIES)
+    test = generate_problems("test", 30, seed=0, families=TINY_CPU_FAMILIES)
+    leaked = train[3]
+    family = get_family(leaked.family)
+    reworded = dataclasses.replace(
+        leaked,
+        statement=family.templates[(leaked.metadata["template_index"] + 1) % 4].format(
+            **leaked.metadata["params"]
+        ),
+        reference_solution="# same program\n" + leaked.reference_solution.replace(" ", "  "),
+    )
+    assert reworded.statement != leaked.statement
+    report = split_overlap({"train": train, "test": [*test, reworded]})
+    assert report["programs_in_train"] == {"test": 1}
+    assert report["alignment_pairs_in_train"] == {"test": 1}
+    assert report["distinct_programs"] == {"train": 30, "test": 31}
+
+
+@pytest.mark.slow
+def test_default_splits_hold_unseen_distinct_programs():
+    """The embedded default's data (tiny_cpu.flags: its families, 20000/500/500, seed 0): no
+    test or validation program in train, and every evaluation program distinct."""
+    problems = {
+        split: generate_problems(split, size, seed=0, families=TINY_CPU_FAMILIES)
+        for split, size in [("train", 20000), ("validation", 500), ("test", 500)]
+    }
+    report = split_overlap(problems)
+    assert report["programs_in_train"] == {"validation": 0, "test": 0}
+    assert report["alignment_pairs_in_train"] == {"validation": 0, "test": 0}
+    assert report["distinct_programs"]["test"] >= 400
+    assert report["distinct_programs"]["validation"] >= 400
+
+
+def test_no_duplicate_instance_within_a_split():
+    # shift_letters has 675 programs, about 540 of them in train: 700 problems must repeat
+    # programs, each time with new test inputs.
+    problems = generate_problems("train", 700, seed=0, families=("shift_letters",))
+    keys = [(program_key(p.reference_solution), p.tests.inputs) for p in problems]
+    assert len(set(keys)) == len(keys)
+    programs = collections.Counter(k for k, _ in keys)
+    # Without the preference for new programs, about 390 of the 540 would appear.
+    assert 450 <= len(programs) < 700
 
 
 def test_heldout_families_appear_only_in_their_split():
@@ -190,7 +323,7 @@ def test_family_subset_keeps_split_ownership_and_cycles_over_the_subset():
     subset = ("add_constant", "count_char", "clamp")
     problems = generate_problems("test", 9, seed=0, families=subset)
     assert collections.Counter(p.family for p in problems) == {f: 3 for f in subset}
-    assert all(statement_split(p.family, p.statement) == "test" for p in problems)
+    assert all(program_split(p.family, p.reference_solution) == "test" for p in problems)
     assert generate_problems("test", 9, seed=0, families=subset) == problems
     # The held-out split ignores the subset: its families are never trained anyway.
     heldout = generate_problems("test_heldout_families", 8, seed=0, families=subset)

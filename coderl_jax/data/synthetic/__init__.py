@@ -4,8 +4,9 @@ call-based tests).
 
 ``generate_problems(split, num_problems, seed)`` is the entry point; ``list_families()`` names
 the task families. Families live in ``numbers`` (integer arithmetic, loops), ``conditionals``,
-``sequences`` (lists, simulations), ``text`` (strings, counting) and ``functions``
-(call-based); ``generate`` holds the splits.
+``sequences`` (lists), ``simulation``, ``text`` (strings), ``counting`` and ``functions``
+(call-based); ``family`` says what a family is; ``generate`` holds the splits, which are
+disjoint by program (a test program never occurs in train); ``overlap`` measures that.
 """
 
 from coderl_jax.data.synthetic.family import Family, Instance, draw_instance
@@ -20,8 +21,10 @@ from coderl_jax.data.synthetic.generate import (
     generate_problems,
     get_family,
     list_families,
-    statement_split,
+    program_key,
+    program_split,
 )
+from coderl_jax.data.synthetic.overlap import split_overlap
 
 __all__ = [
     "ALL_FAMILIES",
@@ -37,5 +40,7 @@ __all__ = [
     "generate_problems",
     "get_family",
     "list_families",
-    "statement_split",
+    "program_key",
+    "program_split",
+    "split_overlap",
 ]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from coderl_jax.data.synthetic.family import WORDS, Family
+from coderl_jax.data.synthetic.family import WORDS, Family, signed_spread, spread_int
+
+# Range checks, inclusive or not: operator -> how the statement says it.
+ENDS = {"<=": "ends included", "<": "ends excluded"}
 
 
 def _n(lo: int, hi: int):
     return lambda r, p: r.randint(lo, hi)
+
+
+def _clamp_input(r, p) -> int:
+    edge = r.choice([p["lo"], p["hi"], r.randint(p["lo"], p["hi"])])
+    return edge + r.randint(-30, 30)
 
 
 CONDITIONAL_FAMILIES: tuple[Family, ...] = (
@@ -15,19 +23,24 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
         topic="conditionals",
         kind="stdio",
         templates=(
-            "Read two integers a and b. Print far if they differ by more than {k}, else near.",
-            "Given two integers on one line, output near when the absolute difference is at "
-            "most {k}, and far otherwise.",
-            "Two integers are given. If |a - b| > {k} print far; otherwise print near.",
-            "Compare two integers from one input line: print far when their distance exceeds "
-            "{k}, near when it does not.",
+            "Read two integers a and b. Print {far} if they differ by more than {k}, else {near}.",
+            "Given two integers on one line, output {near} when the absolute difference is at "
+            "most {k}, and {far} otherwise.",
+            "Two integers are given. If |a - b| > {k} print {far}; otherwise print {near}.",
+            "Compare two integers from one input line: print {far} when their distance exceeds "
+            "{k}, {near} when it does not.",
         ),
-        solution='a, b = map(int, input().split())\nprint("far" if abs(a - b) > {k} else "near")',
-        sample_params=lambda r: {"k": r.randint(1, 50)},
+        solution=(
+            'a, b = map(int, input().split())\nprint("{far}" if abs(a - b) > {k} else "{near}")'
+        ),
+        sample_params=lambda r: {
+            "k": spread_int(r, 1, 999),
+            **dict(zip(("near", "far"), r.sample(WORDS, 2))),
+        },
         sample_input=lambda r, p: (lambda a: [a, a + r.randint(-2 * p["k"], 2 * p["k"])])(
             r.randint(-60, 60)
         ),
-        answer=lambda p, x: "near" if -p["k"] <= x[0] - x[1] <= p["k"] else "far",
+        answer=lambda p, x: p["near"] if -p["k"] <= x[0] - x[1] <= p["k"] else p["far"],
     ),
     Family(
         name="compare_threshold",
@@ -42,7 +55,7 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
             "else equal.",
         ),
         solution=('n = int(input())\nprint("high" if n > {k} else "low" if n < {k} else "equal")'),
-        sample_params=lambda r: {"k": r.randint(-50, 50)},
+        sample_params=lambda r: {"k": signed_spread(r, 9999)},
         sample_input=lambda r, p: p["k"] + r.choice([0, r.randint(-20, 20)]),
         answer=lambda p, n: ["equal", "high", "low"][(n > p["k"]) + 2 * (n < p["k"])],
     ),
@@ -75,8 +88,10 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
             "Print the integer from stdin, clipped so that it is at least {lo} and at most {hi}.",
         ),
         solution="n = int(input())\nprint(min(max(n, {lo}), {hi}))",
-        sample_params=lambda r: {"lo": r.randint(-20, 0), "hi": r.randint(1, 40)},
-        sample_input=_n(-50, 60),
+        sample_params=lambda r: (lambda lo: {"lo": lo, "hi": lo + spread_int(r, 1, 999)})(
+            signed_spread(r, 999)
+        ),
+        sample_input=_clamp_input,
         answer=lambda p, n: sorted([p["lo"], n, p["hi"]])[1],
     ),
     Family(
@@ -97,8 +112,10 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
             'n = int(input())\ns = ("Fizz" if n % {a} == 0 else "") + ("Buzz" if n % {b} == 0 '
             'else "")\nprint(s or n)'
         ),
-        sample_params=lambda r: dict(zip(("a", "b"), r.sample(range(2, 10), 2))),
-        sample_input=_n(1, 100),
+        sample_params=lambda r: dict(zip(("a", "b"), r.sample(range(2, 100), 2))),
+        sample_input=lambda r, p: r.choice(
+            [p["a"] * r.randint(1, 9), p["b"] * r.randint(1, 9), p["a"] * p["b"], r.randint(1, 999)]
+        ),
         answer=lambda p, n: {0: n, 1: "Fizz", 2: "Buzz", 3: "FizzBuzz"}[
             (n % p["a"] == 0) + 2 * (n % p["b"] == 0)
         ],
@@ -108,18 +125,19 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
         topic="conditionals",
         kind="stdio",
         templates=(
-            "Read two integers a and b with a <= b. Print yes if {k} lies between a and b "
-            "inclusive, otherwise no.",
-            "Given a range a..b on one line, output yes when it contains {k} and no when it "
-            "does not.",
-            "The input holds two integers a <= b. Is a <= {k} <= b? Print yes or no.",
-            "Check whether the number {k} is inside the inclusive interval whose ends are read "
-            "from stdin; print yes or no.",
+            "Read two integers a and b with a <= b. Print yes if a {op} {k} {op} b, otherwise no.",
+            "Given the ends a <= b of a range on one line, output yes when {k} lies inside it "
+            "({ends}) and no when it does not.",
+            "The input holds two integers a <= b. Is a {op} {k} {op} b? Print yes or no.",
+            "Check whether the number {k} is inside the interval whose ends are read from stdin, "
+            "{ends}; print yes or no.",
         ),
-        solution='a, b = map(int, input().split())\nprint("yes" if a <= {k} <= b else "no")',
-        sample_params=lambda r: {"k": r.randint(-20, 40)},
+        solution='a, b = map(int, input().split())\nprint("yes" if a {op} {k} {op} b else "no")',
+        sample_params=lambda r: (
+            lambda op: {"op": op, "ends": ENDS[op], "k": signed_spread(r, 999)}
+        )(r.choice(tuple(ENDS))),
         sample_input=lambda r, p: sorted(r.randint(p["k"] - 15, p["k"] + 15) for _ in "ab"),
-        answer=lambda p, x: "no" if p["k"] < x[0] or p["k"] > x[1] else "yes",
+        answer=lambda p, x: "yes" if _inside(p, *x) else "no",
     ),
     Family(
         name="grade_bucket",
@@ -136,8 +154,17 @@ CONDITIONAL_FAMILIES: tuple[Family, ...] = (
             "{hi}, and A otherwise.",
         ),
         solution='n = int(input())\nprint("A" if n >= {hi} else "B" if n >= {lo} else "C")',
-        sample_params=lambda r: {"hi": r.randint(70, 95), "lo": r.randint(40, 65)},
-        sample_input=_n(0, 100),
+        sample_params=lambda r: dict(zip(("lo", "hi"), sorted(r.sample(range(1, 100), 2)))),
+        # Near a boundary half of the time, so every grade shows up even for narrow bands.
+        sample_input=lambda r, p: r.choice(
+            [r.randint(0, 100), max(0, r.choice([p["lo"], p["hi"]]) + r.randint(-2, 1))]
+        ),
         answer=lambda p, n: "C" if n < p["lo"] else ("B" if n < p["hi"] else "A"),
     ),
 )
+
+
+def _inside(p: dict, a: int, b: int) -> bool:
+    if p["op"] == "<=":
+        return p["k"] in range(a, b + 1)
+    return p["k"] in range(a + 1, b)

@@ -3,26 +3,104 @@ and compare the returned value."""
 
 from __future__ import annotations
 
-from coderl_jax.data.synthetic.family import WORDS, Family, int_list, word_line
+from coderl_jax.data.synthetic.family import (
+    LETTERS,
+    SYMBOLS,
+    WORDS,
+    Family,
+    compare,
+    direction,
+    int_list,
+    line_with,
+    signed_spread,
+    spread_int,
+    word_line,
+)
 
-SEPARATORS = ("-", ",", " ", "+", "_", ":", "/", "|", ".", ", ", " - ", "->", "::", "; ", "~", "=",
-              "#", "*", "..", " + ")  # fmt: skip
+# join_reversed_words: what is reversed -> (the returned words in the statement, expression).
+REVERSALS = {
+    "order": ("the words in reverse order", "s.split()[::-1]"),
+    "letters": (
+        "every word spelled backwards, in the original order",
+        "w[::-1] for w in s.split()",
+    ),
+    "both": ("every word spelled backwards, in reverse order", "w[::-1] for w in s.split()[::-1]"),
+}
+# is_spaced_sorted: operator -> how the statement says it.
+SPACINGS = {">=": "at least", "<=": "at most"}
 
 
-def _nums(lo: int, hi: int, min_len: int = 3, max_len: int = 8):
-    return lambda r, p: [int_list(r, lo, hi, min_len, max_len)]
+def _around(spread: int, min_len: int = 3, max_len: int = 8):
+    """One argument: a list of integers within ``spread`` of ``k``."""
+    return lambda r, p: [int_list(r, p["k"] - spread, p["k"] + spread, min_len, max_len)]
 
 
 def _spaced(r, p) -> list:
     out = [r.randint(-10, 10)]
     for _ in range(r.randint(1, 6)):
-        out.append(out[-1] + p["k"] + r.choice([0, 1, 2, r.randint(-3, 3)]))
+        out.append(out[-1] + p["k"] + r.choice([0, 1, -1, r.randint(-3, 3)]))
     return [out]
 
 
+def _spaced_sorted(p: dict, nums: list) -> bool:
+    steps = [nums[i + 1] - nums[i] for i in range(len(nums) - 1)]
+    if p["op"] == ">=":
+        return not any(step < p["k"] for step in steps)
+    return not any(step > p["k"] for step in steps)
+
+
 def _longest_run(p: dict, nums: list) -> int:
-    flags = "".join("1" if x > p["k"] else "0" for x in nums)
+    flags = "".join("1" if compare(p["op"], x, p["k"]) else "0" for x in nums)
     return max(len(run) for run in flags.split("0"))
+
+
+def _reversal_params(r) -> dict:
+    what, expr = REVERSALS[r.choice(tuple(REVERSALS))]
+    return {
+        "what": what,
+        "expr": expr,
+        "sep": "".join(r.choice(" " + SYMBOLS) for _ in range(r.randint(1, 3))),
+    }
+
+
+def _join_reversed(p: dict, s: str) -> str:
+    words = s.split(" ")
+    if "reverse order" in p["what"]:
+        words = words[::-1]
+    if "backwards" in p["what"]:
+        words = ["".join(reversed(w)) for w in words]
+    return p["sep"].join(words)
+
+
+def _pair_params(r) -> dict:
+    add = r.random() < 0.5
+    return {
+        "k": signed_spread(r, 999),
+        "expr": "nums[i] + nums[j]" if add else "nums[j] - nums[i]",
+        "how": "add up to" if add else "differ by (later minus earlier)",
+    }
+
+
+def _pair_input(r, p) -> list:
+    base = r.randint(-20, 20)
+    if p["expr"].startswith("nums[i]"):
+        pool = [base, p["k"] - base, base + r.randint(-3, 3)]
+    else:
+        pool = [base, base + p["k"], base + 2 * p["k"], base + r.randint(-3, 3)]
+    return [[r.choice(pool) for _ in range(r.randint(3, 8))]]
+
+
+def _pairs(p: dict, nums: list) -> int:
+    total = 0
+    for j, y in enumerate(nums):
+        for x in nums[:j]:
+            total += (x + y if p["expr"].startswith("nums[i]") else y - x) == p["k"]
+    return total
+
+
+def _multiples_input(r, p) -> list:
+    k = p["k"]
+    return sorted(r.randint(-5 * k, 10 * k) for _ in "ab")
 
 
 FUNCTION_FAMILIES: tuple[Family, ...] = (
@@ -42,9 +120,9 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "above {k}.",
         ),
         solution="def count_above(nums):\n    return sum(1 for x in nums if x > {k})",
-        sample_params=lambda r: {"k": r.randint(-10, 30)},
-        sample_input=_nums(-20, 50),
-        answer=lambda p, nums: len([x for x in nums if x > p["k"]]),
+        sample_params=lambda r: {"k": signed_spread(r, 9999)},
+        sample_input=_around(30, 3, 6),
+        answer=lambda p, nums: len([x for x in nums if x - p["k"] > 0]),
     ),
     Family(
         name="is_multiple",
@@ -60,8 +138,10 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "if {k} divides it.",
         ),
         solution="def is_multiple(n):\n    return n % {k} == 0",
-        sample_params=lambda r: {"k": r.randint(2, 40)},
-        sample_input=lambda r, p: [r.choice([p["k"] * r.randint(-9, 9), r.randint(-300, 300)])],
+        sample_params=lambda r: {"k": spread_int(r, 2, 9999)},
+        sample_input=lambda r, p: [
+            r.choice([p["k"] * r.randint(-9, 9), p["k"] * r.randint(-9, 9) + r.randint(1, 9)])
+        ],
         answer=lambda p, n: n // p["k"] * p["k"] == n,
     ),
     Family(
@@ -70,19 +150,19 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         kind="call",
         fn_name="join_reversed_words",
         templates=(
-            "Write a function join_reversed_words(s) that returns the words of the string s in "
-            "reverse order, joined by '{sep}'.",
-            "Define join_reversed_words(s): split s into words, reverse their order and join "
-            "them with '{sep}'; return the result.",
-            "Implement join_reversed_words(s), which returns '{sep}'.join of the words of s "
-            "from last to first.",
-            "Create join_reversed_words taking a sentence s and returning its words backwards, "
+            "Write a function join_reversed_words(s) that splits the string s into words and "
+            "returns {what}, joined by '{sep}'.",
+            "Define join_reversed_words(s): split s into words and return {what}, joined with "
+            "'{sep}'.",
+            "Implement join_reversed_words(s), which takes a sentence s and returns {what}, "
             "separated by '{sep}'.",
+            "Create join_reversed_words taking a sentence s and returning {what}, with '{sep}' "
+            "between them.",
         ),
-        solution='def join_reversed_words(s):\n    return "{sep}".join(s.split()[::-1])',
-        sample_params=lambda r: {"sep": r.choice(SEPARATORS)},
-        sample_input=lambda r, p: [word_line(r, 1, 6)],
-        answer=lambda p, s: p["sep"].join(reversed(s.split(" "))),
+        solution='def join_reversed_words(s):\n    return "{sep}".join({expr})',
+        sample_params=_reversal_params,
+        sample_input=lambda r, p: [word_line(r, 1, 5)],
+        answer=_join_reversed,
     ),
     Family(
         name="sum_squares_below",
@@ -100,8 +180,8 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "under {k} and returns the sum.",
         ),
         solution="def sum_squares_below(nums):\n    return sum(x * x for x in nums if x < {k})",
-        sample_params=lambda r: {"k": r.randint(-5, 20)},
-        sample_input=_nums(-10, 25),
+        sample_params=lambda r: {"k": signed_spread(r, 9999)},
+        sample_input=_around(15),
         answer=lambda p, nums: sum(x**2 for x in nums if not x >= p["k"]),
     ),
     Family(
@@ -123,8 +203,8 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             'def count_selected_letters(s):\n    return {{c: s.count(c) for c in "{letters}" '
             "if c in s}}"
         ),
-        sample_params=lambda r: {"letters": "".join(sorted(r.sample("abcdefghilmnoprstuw", 3)))},
-        sample_input=lambda r, p: [word_line(r, 1, 4)],
+        sample_params=lambda r: {"letters": "".join(sorted(r.sample(LETTERS, r.randint(2, 4))))},
+        sample_input=lambda r, p: [line_with(r, r.choice(p["letters"]), 1, 4)],
         answer=lambda p, s: {c: len(s.split(c)) - 1 for c in p["letters"] if c in s},
     ),
     Family(
@@ -142,8 +222,8 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "{k} become {k}.",
         ),
         solution="def clip_list(nums):\n    return [min(x, {k}) for x in nums]",
-        sample_params=lambda r: {"k": r.randint(0, 30)},
-        sample_input=_nums(-10, 50),
+        sample_params=lambda r: {"k": signed_spread(r, 999)},
+        sample_input=_around(30),
         answer=lambda p, nums: [p["k"] if x > p["k"] else x for x in nums],
     ),
     Family(
@@ -162,8 +242,10 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "(-1 if absent).",
         ),
         solution="def index_of(nums):\n    return nums.index({k}) if {k} in nums else -1",
-        sample_params=lambda r: {"k": r.randint(0, 20)},
-        sample_input=lambda r, p: [[r.choice([p["k"], r.randint(0, 20)]) for _ in range(6)]],
+        sample_params=lambda r: {"k": signed_spread(r, 9999)},
+        sample_input=lambda r, p: [
+            [r.choice([p["k"], p["k"] + r.randint(-9, 9)]) for _ in range(6)]
+        ],
         answer=lambda p, nums: next((i for i, x in enumerate(nums) if x == p["k"]), -1),
     ),
     Family(
@@ -182,8 +264,8 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
             "many multiples of {k} lie between them, inclusive.",
         ),
         solution="def count_multiples(a, b):\n    return sum(1 for x in range(a, b + 1) if x % {k} == 0)",
-        sample_params=lambda r: {"k": r.randint(2, 30)},
-        sample_input=lambda r, p: sorted(r.randint(-50, 150) for _ in "ab"),
+        sample_params=lambda r: {"k": spread_int(r, 2, 9999)},
+        sample_input=_multiples_input,
         answer=lambda p, a, b: b // p["k"] - (a - 1) // p["k"],
     ),
     Family(
@@ -193,23 +275,25 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         fn_name="censor_word",
         templates=(
             "Write a function censor_word(s) that returns s with every word equal to {w} "
-            "replaced by stars of the same length. Words are separated by single spaces.",
+            "replaced by '{m}' characters, one per letter. Words are separated by single spaces.",
             "Define censor_word(s): in the space-separated sentence s, turn each occurrence of "
-            "the word {w} into '*' characters, one per letter, and return the sentence.",
-            "Implement censor_word(s), which hides the word {w} in s by replacing it with "
-            "asterisks and returns the new string.",
+            "the word {w} into '{m}' characters, one per letter, and return the sentence.",
+            "Implement censor_word(s), which hides the word {w} in s by replacing each of its "
+            "letters with '{m}' and returns the new string.",
             "Create censor_word taking a sentence and returning it with the word {w} masked by "
-            "as many * as it has letters.",
+            "as many '{m}' as it has letters.",
         ),
         solution=(
-            'def censor_word(s):\n    return " ".join("*" * len(w) if w == "{w}" else w for w '
+            'def censor_word(s):\n    return " ".join("{m}" * len(w) if w == "{w}" else w for w '
             "in s.split())"
         ),
-        sample_params=lambda r: {"w": r.choice(WORDS)},
+        sample_params=lambda r: {"w": r.choice(WORDS), "m": r.choice(SYMBOLS + LETTERS.upper())},
         sample_input=lambda r, p: [
             " ".join(r.choice([p["w"], r.choice(WORDS)]) for _ in range(r.randint(1, 6)))
         ],
-        answer=lambda p, s: " ".join(["*" * len(p["w"]) if w == p["w"] else w for w in s.split()]),
+        answer=lambda p, s: " ".join(
+            [p["m"] * len(p["w"]) if w == p["w"] else w for w in s.split()]
+        ),
     ),
     Family(
         name="unique_sorted_above",
@@ -218,18 +302,29 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         fn_name="unique_sorted_above",
         templates=(
             "Write a function unique_sorted_above(nums) that returns the distinct numbers of "
-            "nums that are greater than {k}, sorted in increasing order.",
+            "nums that are greater than {k}, sorted in {order} order{keep}.",
             "Define unique_sorted_above(nums): keep the values above {k}, drop duplicates, and "
-            "return them as an ascending list.",
-            "Implement unique_sorted_above(nums), returning a sorted list without repeats of "
-            "the elements larger than {k}.",
+            "return them as a list in {order} order{keep}.",
+            "Implement unique_sorted_above(nums), returning a list without repeats of the "
+            "elements larger than {k}, sorted in {order} order{keep}.",
             "Create unique_sorted_above taking a list of integers and returning its distinct "
-            "values over {k}, smallest first.",
+            "values over {k}, {first} first{keep}.",
         ),
-        solution="def unique_sorted_above(nums):\n    return sorted(set(x for x in nums if x > {k}))",
-        sample_params=lambda r: {"k": r.randint(-5, 20)},
-        sample_input=_nums(-10, 30, 3, 10),
-        answer=lambda p, nums: [x for x in range(p["k"] + 1, 31) if x in nums],
+        solution=(
+            "def unique_sorted_above(nums):\n"
+            "    return sorted(set(x for x in nums if x > {k}){rev}){cut}"
+        ),
+        sample_params=lambda r: _order_params(
+            r.random() < 0.5, signed_spread(r, 999), r.choice([0, r.randint(2, 5)])
+        ),
+        sample_input=lambda r, p: [int_list(r, p["k"] - 10, p["k"] + 20, 3, 7)],
+        answer=lambda p, nums: [
+            x
+            for x in (
+                range(p["k"] + 21, p["k"], -1) if p["rev"] else range(p["k"] + 1, p["k"] + 21)
+            )
+            if x in nums
+        ][: p["m"] or None],
     ),
     Family(
         name="pair_count",
@@ -238,23 +333,21 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         fn_name="pair_count",
         templates=(
             "Write a function pair_count(nums) that returns the number of pairs of positions "
-            "i < j with nums[i] + nums[j] == {k}.",
-            "Define pair_count(nums): count the index pairs i < j whose two values add up to "
-            "{k}, and return the count.",
-            "Implement pair_count(nums), which returns how many pairs of different positions "
-            "in nums hold numbers summing to {k}.",
+            "i < j with {expr} == {k}.",
+            "Define pair_count(nums): count the index pairs i < j whose two values {how} {k}, "
+            "and return the count.",
+            "Implement pair_count(nums), which returns how many pairs of positions i < j in nums "
+            "hold numbers that {how} {k}.",
             "Create a function pair_count that counts pairs (i, j), i < j, of list elements "
-            "with sum {k}.",
+            "with {expr} == {k}.",
         ),
         solution=(
             "def pair_count(nums):\n    n = len(nums)\n    return sum(1 for i in range(n) for j "
-            "in range(i + 1, n) if nums[i] + nums[j] == {k})"
+            "in range(i + 1, n) if {expr} == {k})"
         ),
-        sample_params=lambda r: {"k": r.randint(0, 30)},
-        sample_input=lambda r, p: [int_list(r, 0, p["k"] if p["k"] else 5, 3, 8)],
-        answer=lambda p, nums: sum(
-            nums[j] == p["k"] - x for i, x in enumerate(nums) for j in range(i + 1, len(nums))
-        ),
+        sample_params=_pair_params,
+        sample_input=_pair_input,
+        answer=_pairs,
     ),
     Family(
         name="is_spaced_sorted",
@@ -262,24 +355,24 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         kind="call",
         fn_name="is_spaced_sorted",
         templates=(
-            "Write a function is_spaced_sorted(nums) that returns True if every element is at "
-            "least {k} larger than the one before it, and False otherwise.",
-            "Define is_spaced_sorted(nums): return whether nums[i + 1] - nums[i] >= {k} holds "
+            "Write a function is_spaced_sorted(nums) that returns True if every element is "
+            "{most} {k} larger than the one before it, and False otherwise.",
+            "Define is_spaced_sorted(nums): return whether nums[i + 1] - nums[i] {op} {k} holds "
             "for all neighbouring pairs.",
             "Implement is_spaced_sorted(nums), returning True when each consecutive difference "
-            "in nums is {k} or more.",
+            "in nums is {most} {k}.",
             "Create is_spaced_sorted taking a list and checking, with True or False, that each "
-            "step from one element to the next is at least {k}.",
+            "step from one element to the next is {most} {k}.",
         ),
         solution=(
-            "def is_spaced_sorted(nums):\n    return all(b - a >= {k} for a, b in zip(nums, "
+            "def is_spaced_sorted(nums):\n    return all(b - a {op} {k} for a, b in zip(nums, "
             "nums[1:]))"
         ),
-        sample_params=lambda r: {"k": r.randint(-10, 10)},
+        sample_params=lambda r: (
+            lambda op: {"op": op, "most": SPACINGS[op], "k": signed_spread(r, 999)}
+        )(r.choice(tuple(SPACINGS))),
         sample_input=_spaced,
-        answer=lambda p, nums: (
-            not any(nums[i + 1] < nums[i] + p["k"] for i in range(len(nums) - 1))
-        ),
+        answer=_spaced_sorted,
     ),
     Family(
         name="longest_run",
@@ -288,20 +381,32 @@ FUNCTION_FAMILIES: tuple[Family, ...] = (
         fn_name="longest_run",
         templates=(
             "Write a function longest_run(nums) that returns the length of the longest block "
-            "of consecutive elements that are all greater than {k}.",
+            "of consecutive elements that are all {rel} {k}.",
             "Define longest_run(nums): return the size of the longest stretch of neighbouring "
-            "values above {k} (0 if there is none).",
+            "values {side} {k} (0 if there is none).",
             "Implement longest_run(nums), which finds the longest run of adjacent numbers "
-            "exceeding {k} and returns its length.",
+            "{rel} {k} and returns its length.",
             "Create longest_run taking a list of integers and returning how long its longest "
-            "streak of values over {k} is.",
+            "streak of values {side} {k} is.",
         ),
         solution=(
             "def longest_run(nums):\n    best = run = 0\n    for x in nums:\n"
-            "        run = run + 1 if x > {k} else 0\n        best = max(best, run)\n    return best"
+            "        run = run + 1 if x {op} {k} else 0\n        best = max(best, run)\n    return best"
         ),
-        sample_params=lambda r: {"k": r.randint(0, 30)},
-        sample_input=_nums(-5, 40, 3, 10),
+        sample_params=lambda r: {**direction(r), "k": signed_spread(r, 999)},
+        sample_input=_around(20, 3, 10),
         answer=_longest_run,
     ),
 )
+
+
+def _order_params(descending: bool, k: int, m: int) -> dict:
+    """``unique_sorted_above``: the order, and ``m`` > 0 to keep only the first m values."""
+    keep = {
+        "m": m,
+        "keep": f", keeping only the first {m}" if m else "",
+        "cut": f"[:{m}]" if m else "",
+    }
+    if descending:
+        return {"k": k, "order": "decreasing", "first": "largest", "rev": ", reverse=True", **keep}
+    return {"k": k, "order": "increasing", "first": "smallest", "rev": "", **keep}

@@ -3,43 +3,53 @@
 Splits (``SPLITS``):
 
 * ``train`` / ``validation`` / ``test``: instances of every family except the held-out ones.
-  Each statement belongs to exactly one of the three, decided by a hash of
-  ``(family, statement)`` (80% / 10% / 10% of the statement space, independent of the seed).
-  So a test or validation statement never appears in training, in any generation with any seed
-  and any size: instances (statement + tests) of different splits are disjoint by construction.
-  The same parameters in another wording may fall in another split; the statement is what the
-  model sees, so that is the unit held out.
+  Each *program* belongs to exactly one of the three, decided by a hash of its parsed AST
+  (``program_key``: ``ast.dump(ast.parse(reference))``, so whitespace, comments and quoting do
+  not matter): 80% / 10% / 10% of the program space, independent of the seed. So a test or
+  validation instance never shares its reference program with a training instance -- in any
+  generation, with any seed, size or family subset -- and a model can only solve it by reading
+  its constants and structure from the statement. All wordings of a program belong to the same
+  split. The hash ignores the family, so even two families that happened to share a program
+  could not leak it. Because of it, every (program, test input) pair of a test or validation
+  instance (what ``synthetic_alignment`` evaluates) is absent from train too.
 * ``test_heldout_families``: instances of the ``HELDOUT_FAMILIES`` only, which no other split
   contains (generalisation to unseen tasks built from seen skills).
 
 Within a split, problem ``i`` is drawn from its own ``random.Random`` seeded with
 ``(VERSION, seed, split, i)`` and the family order is a seed-dependent cycle over the split's
 families, so families are balanced, and ``generate_problems(s, n, seed)`` is a prefix of
-``generate_problems(s, n + m, seed)``. Duplicate instances (same statement and tests) within a
-split are redrawn. Changing any family or this procedure must bump ``VERSION``.
+``generate_problems(s, n + m, seed)``. A split prefers programs it does not hold yet (up to
+``FRESH_PROGRAM_TRIES`` candidates of the split per problem), so it is as diverse as the
+family allows, and never holds the same (program, test inputs) twice. Changing any family or
+this procedure must bump ``VERSION``.
 
 ``families=`` restricts the instance splits to a subset of the trained families (a smaller
-curriculum, as the tiny CPU default uses); a statement still belongs to the same split, so
-subsets never leak test statements into training. The held-out split ignores it.
+curriculum, as the tiny CPU default uses); a program still belongs to the same split, so
+subsets never leak test programs into training. The held-out split ignores it.
+``overlap.split_overlap`` measures what the rules guarantee (the dataset build records it).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import random
 
 from coderl_jax.data.problems import Problem
 from coderl_jax.data.synthetic.conditionals import CONDITIONAL_FAMILIES
-from coderl_jax.data.synthetic.family import Family, draw_instance
+from coderl_jax.data.synthetic.counting import COUNTING_FAMILIES
+from coderl_jax.data.synthetic.family import Family, draw_instance, render_solution
 from coderl_jax.data.synthetic.functions import FUNCTION_FAMILIES
 from coderl_jax.data.synthetic.numbers import NUMBER_FAMILIES
-from coderl_jax.data.synthetic.sequences import LIST_FAMILIES, SIMULATION_FAMILIES
-from coderl_jax.data.synthetic.text import COUNTING_FAMILIES, STRING_FAMILIES
+from coderl_jax.data.synthetic.sequences import LIST_FAMILIES
+from coderl_jax.data.synthetic.simulation import SIMULATION_FAMILIES
+from coderl_jax.data.synthetic.text import STRING_FAMILIES
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 SOURCE = "synthetic"
 SPLITS: tuple[str, ...] = ("train", "validation", "test", "test_heldout_families")
-# Fractions of each family's statement space for the instance splits, in this order.
+# Fractions of the program space for the instance splits, in this order.
 INSTANCE_SPLIT_FRACTIONS: tuple[tuple[str, float], ...] = (
     ("train", 0.8),
     ("validation", 0.1),
@@ -52,6 +62,9 @@ DEFAULT_NUM_TESTS = 6
 # A split's share of a family can be small; this many draws without a fresh instance of the
 # right split means the family cannot supply it.
 MAX_DRAWS_PER_PROBLEM = 5000
+# Candidates of the right split drawn per problem before a program the split already holds is
+# accepted (with new test inputs): splits hold as many distinct programs as families allow.
+FRESH_PROGRAM_TRIES = 20
 
 ALL_FAMILIES: tuple[Family, ...] = (
     NUMBER_FAMILIES
@@ -88,11 +101,19 @@ def families_of_split(split: str) -> tuple[Family, ...]:
     return tuple(f for f in ALL_FAMILIES if (f.name in HELDOUT_FAMILIES) == held_out)
 
 
-def statement_split(family_name: str, statement: str) -> str:
-    """The split that owns ``statement`` of a family (see the module docstring)."""
+@functools.lru_cache(maxsize=4096)
+def program_key(program: str) -> str:
+    """``program`` as its parsed AST (``ast.dump``): the identity of a program for splitting and
+    overlap counts, blind to whitespace, comments and string quoting. Raises ``SyntaxError``."""
+    return ast.dump(ast.parse(program))
+
+
+def program_split(family_name: str, program: str) -> str:
+    """The split that owns ``program`` (a reference solution) of a family: the held-out split
+    for a held-out family, else by a hash of ``program_key(program)`` (module docstring)."""
     if family_name in HELDOUT_FAMILIES:
         return "test_heldout_families"
-    digest = hashlib.sha256(f"{family_name}\n{statement}".encode()).digest()
+    digest = hashlib.sha256(program_key(program).encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     for split, fraction in INSTANCE_SPLIT_FRACTIONS:
         if u < fraction:
@@ -113,7 +134,7 @@ def generate_problems(
     Args:
       split: one of ``SPLITS``.
       num_problems: how many problems (>= 0).
-      seed: generation seed; the split a statement belongs to does not depend on it.
+      seed: generation seed; the split a program belongs to does not depend on it.
       num_tests: tests per problem (>= 6 keeps the dataset contract).
       families: names of trained (not held-out) families to draw the train/validation/test
         splits from; empty: all of them. ``test_heldout_families`` ignores it.
@@ -133,21 +154,20 @@ def generate_problems(
         split_families = [f for f in split_families if f.name in families]
     random.Random(f"{VERSION}:{seed}:{split}:family-order").shuffle(split_families)
     problems: list[Problem] = []
-    seen: set[tuple] = set()
+    programs: set[str] = set()  # program keys of the split so far
+    instances: set[tuple] = set()  # (program key, test inputs) of the split so far
     for index in range(num_problems):
         family = split_families[index % len(split_families)]
         rng = random.Random(f"{VERSION}:{seed}:{split}:{index}")
-        for _ in range(MAX_DRAWS_PER_PROBLEM):
-            inst = draw_instance(family, rng, num_tests)
-            key = (inst.statement, inst.tests.inputs)
-            if statement_split(family.name, inst.statement) == split and key not in seen:
-                break
-        else:
+        inst = _draw_for_split(family, split, rng, num_tests, programs, instances)
+        if inst is None:
             raise RuntimeError(
                 f"family {family.name}: no new instance for split {split} in "
                 f"{MAX_DRAWS_PER_PROBLEM} draws (seed {seed}, problem {index})"
             )
-        seen.add(key)
+        key = program_key(inst.solution)
+        programs.add(key)
+        instances.add((key, inst.tests.inputs))
         problems.append(
             Problem(
                 id=f"{SOURCE}/{split}/{index:06d}",
@@ -166,6 +186,33 @@ def generate_problems(
             )
         )
     return problems
+
+
+def _draw_for_split(
+    family: Family,
+    split: str,
+    rng: random.Random,
+    num_tests: int,
+    programs: set[str],
+    instances: set[tuple],
+):
+    """An instance of ``family`` whose program ``split`` owns and whose (program, test inputs)
+    it does not hold, preferring a program it does not hold; None after
+    ``MAX_DRAWS_PER_PROBLEM`` draws."""
+    candidates = 0
+    for _ in range(MAX_DRAWS_PER_PROBLEM):
+        params = family.sample_params(rng)
+        solution = render_solution(family, params)
+        if program_split(family.name, solution) != split:
+            continue
+        candidates += 1
+        key = program_key(solution)
+        if key in programs and candidates <= FRESH_PROGRAM_TRIES:
+            continue
+        inst = draw_instance(family, rng, num_tests, params)
+        if (key, inst.tests.inputs) not in instances:
+            return inst
+    return None
 
 
 def check_trained_families(names: tuple[str, ...]) -> None:

@@ -1,30 +1,36 @@
-"""stdin families over words and letters: string counting and transformation, and counting
-with dictionaries and sets."""
+"""stdin families over words and letters: counting, replacing and reshaping strings."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 from coderl_jax.data.synthetic.family import (
     LETTERS,
+    SYMBOLS,
     VOWELS,
     WORDS,
     Family,
+    letter_string,
     letters_word,
+    line_with,
     word_line,
-    word_line_favouring,
 )
 
-INITIALS = sorted({w[0] for w in WORDS})
-FILLERS = "*#!?-_+=."
 CONSONANTS = "".join(c for c in LETTERS if c not in VOWELS)
+# Vowel sets of two or more vowels, in alphabetical order.
+VOWEL_SETS = tuple(
+    "".join(s) for n in range(2, len(VOWELS) + 1) for s in itertools.combinations(VOWELS, n)
+)
 
 
-def _words(min_len: int = 2, max_len: int = 6):
-    return lambda r, p: word_line(r, min_len, max_len)
+def _chars(r, pool: str, max_len: int) -> str:
+    """1..``max_len`` characters of ``pool``, length drawn first."""
+    return "".join(r.choice(pool) for _ in range(r.randint(1, max_len)))
 
 
-def _words_containing(key: str):
-    """Word lines where half the words contain one of the letters of ``params[key]``."""
-    return lambda r, p: word_line_favouring(r, [w for w in WORDS if set(w) & set(p[key])])
+def _letter_set(r) -> str:
+    return "".join(sorted(r.sample(LETTERS, r.randint(2, 4))))
 
 
 def _palindrome_or_not(r, p) -> str:
@@ -32,17 +38,24 @@ def _palindrome_or_not(r, p) -> str:
     return half + r.choice(["", "a", "b"]) + half[::-1] if r.random() < 0.5 else half + "ab"
 
 
-def _most_frequent(a: list) -> int:
-    best = sorted(set(a))[0]
-    for x in sorted(set(a)):
-        if a.count(x) > a.count(best):
-            best = x
-    return best
+def _affix_params(r) -> dict:
+    start = r.random() < 0.5
+    words = ("startswith", "start", "starting") if start else ("endswith", "end", "ending")
+    return dict(zip(("method", "verb", "verbing"), words), c=letters_word(r, 1, 3))
 
 
-def _seen(p: dict, line: str) -> tuple:
-    words = line.split()
-    return tuple(p["again"] if w in words[:i] else p["new"] for i, w in enumerate(words))
+def _affixed_words(r, p) -> str:
+    words = []
+    for _ in range(r.randint(2, 6)):
+        word = r.choice(WORDS)
+        if r.random() < 0.5:
+            word = p["c"] + word if p["method"] == "startswith" else word + p["c"]
+        words.append(word)
+    return " ".join(words)
+
+
+def _occurrences(text: str, piece: str) -> int:
+    return sum(text[i : i + len(piece)] == piece for i in range(len(text)))
 
 
 STRING_FAMILIES: tuple[Family, ...] = (
@@ -51,16 +64,15 @@ STRING_FAMILIES: tuple[Family, ...] = (
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a line of text. Print how many times the letter {c} appears in it.",
-            "Given a line of lowercase words, count the occurrences of the character '{c}' and "
-            "output the count.",
-            "The input is one line of text. Output the number of '{c}' characters it contains.",
-            "How many letters {c} are there in the line on stdin? Print the number.",
+            "Read a line of text. Print how many times '{c}' appears in it.",
+            "Given a line of lowercase words, count the occurrences of '{c}' and output the count.",
+            "The input is one line of text. Output the number of times '{c}' occurs in it.",
+            "How many times does '{c}' occur in the line on stdin? Print the number.",
         ),
         solution='s = input()\nprint(s.count("{c}"))',
-        sample_params=lambda r: {"c": r.choice(LETTERS)},
-        sample_input=_words_containing("c"),
-        answer=lambda p, s: sum(ch == p["c"] for ch in s),
+        sample_params=lambda r: {"c": letter_string(r, 3)},
+        sample_input=lambda r, p: line_with(r, p["c"]),
+        answer=lambda p, s: _occurrences(s, p["c"]),
     ),
     Family(
         name="count_letters_in_set",
@@ -76,8 +88,8 @@ STRING_FAMILIES: tuple[Family, ...] = (
             "Count every character of the input line that is in '{letters}' and print the total.",
         ),
         solution='s = input()\nprint(sum(1 for c in s if c in "{letters}"))',
-        sample_params=lambda r: {"letters": "".join(sorted(r.sample(LETTERS, 3)))},
-        sample_input=_words_containing("letters"),
+        sample_params=lambda r: {"letters": _letter_set(r)},
+        sample_input=lambda r, p: line_with(r, r.choice(p["letters"])),
         answer=lambda p, s: sum(s.count(c) for c in p["letters"]),
     ),
     Family(
@@ -86,17 +98,23 @@ STRING_FAMILIES: tuple[Family, ...] = (
         kind="stdio",
         templates=(
             "Read a word of lowercase letters. Shift each letter {k} places forward in the "
-            "alphabet, wrapping from z to a, and print the result.",
-            "Given a lowercase word, output its Caesar cipher with shift {k}.",
+            "alphabet{more}, wrapping from z to a, and print the result.",
+            "Given a lowercase word, move each letter {k} places forward in the alphabet{more}, "
+            "after z coming a, and output the result.",
             "The input is a word. Replace every letter by the letter {k} positions later in the "
-            "alphabet (after z comes a) and print the new word.",
-            "Encrypt the lowercase word on stdin by moving each letter {k} steps forward, "
+            "alphabet{more} (after z comes a) and print the new word.",
+            "Encrypt the lowercase word on stdin by moving each letter {k} steps forward{more}, "
             "wrapping around, and print it.",
         ),
-        solution='s = input()\nprint("".join(chr((ord(c) - 97 + {k}) % 26 + 97) for c in s))',
-        sample_params=lambda r: {"k": r.randint(1, 25)},
+        solution=(
+            "s = input()\n"
+            'print("".join(chr((ord(c) - 97 + {k} + {d} * i) % 26 + 97) for i, c in enumerate(s)))'
+        ),
+        sample_params=lambda r: _shift_params(r.randint(0, 25), r.choice([0, r.randint(1, 25)])),
         sample_input=lambda r, p: letters_word(r),
-        answer=lambda p, s: "".join(LETTERS[(LETTERS.index(c) + p["k"]) % 26] for c in s),
+        answer=lambda p, s: "".join(
+            LETTERS[(LETTERS.index(c) + p["k"] + p["d"] * i) % 26] for i, c in enumerate(s)
+        ),
     ),
     Family(
         name="replace_char",
@@ -105,13 +123,13 @@ STRING_FAMILIES: tuple[Family, ...] = (
         templates=(
             "Read a line of text. Replace every letter {a} with {b} and print the line.",
             "Given a line of lowercase words, output it with each '{a}' changed to '{b}'.",
-            "The input is one line. Print it after substituting {b} for every {a}.",
+            "The input is one line. Print it after substituting '{b}' for every '{a}'.",
             "Change all occurrences of the character {a} in the input line into {b} and print "
             "the result.",
         ),
         solution='s = input()\nprint(s.replace("{a}", "{b}"))',
-        sample_params=lambda r: dict(zip("ab", r.sample(LETTERS, 2))),
-        sample_input=_words_containing("a"),
+        sample_params=lambda r: _replace_params(r.choice(LETTERS), r),
+        sample_input=lambda r, p: line_with(r, p["a"]),
         answer=lambda p, s: "".join(p["b"] if c == p["a"] else c for c in s),
     ),
     Family(
@@ -119,32 +137,32 @@ STRING_FAMILIES: tuple[Family, ...] = (
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a line of words. Print how many words start with the letter {c}.",
-            "Given space-separated words, count those whose first letter is '{c}' and output "
-            "the count.",
-            "The input is one line of words. Output the number of words beginning with {c}.",
-            "Count the words on stdin that begin with '{c}' and print the count.",
+            "Read a line of words. Print how many words {verb} with '{c}'.",
+            "Given space-separated words, count those {verbing} with '{c}' and output the count.",
+            "The input is one line of words. Output the number of words {verbing} with '{c}'.",
+            "Count the words on stdin that {verb} with '{c}' and print the count.",
         ),
-        solution='words = input().split()\nprint(sum(1 for w in words if w.startswith("{c}")))',
-        sample_params=lambda r: {"c": r.choice(INITIALS)},
-        sample_input=lambda r, p: word_line_favouring(
-            r, [w for w in WORDS if w[0] == p["c"]], 3, 8
+        solution='words = input().split()\nprint(sum(1 for w in words if w.{method}("{c}")))',
+        sample_params=_affix_params,
+        sample_input=_affixed_words,
+        answer=lambda p, s: sum(
+            (w[: len(p["c"])] if p["method"] == "startswith" else w[-len(p["c"]) :]) == p["c"]
+            for w in s.split()
         ),
-        answer=lambda p, s: [w[0] for w in s.split()].count(p["c"]),
     ),
     Family(
         name="repeat_word",
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a word. Print it {k} times, joined by the character '{sep}'.",
-            "Given a word on stdin, output {k} copies of it separated by {sep}.",
+            "Read a word. Print it {k} times, joined by '{sep}'.",
+            "Given a word on stdin, output {k} copies of it separated by '{sep}'.",
             "The input is one word. Repeat it {k} times with '{sep}' between the copies and "
             "print the result.",
-            "Print the input word {k} times in a row, putting {sep} between consecutive copies.",
+            "Print the input word {k} times in a row, putting '{sep}' between consecutive copies.",
         ),
         solution='s = input()\nprint("{sep}".join([s] * {k}))',
-        sample_params=lambda r: {"k": r.randint(2, 6), "sep": r.choice("-+,*.:/|_")},
+        sample_params=lambda r: {"k": r.randint(2, 6), "sep": _chars(r, SYMBOLS, 3)},
         sample_input=lambda r, p: r.choice(WORDS),
         answer=lambda p, s: (s + p["sep"]) * (p["k"] - 1) + s,
     ),
@@ -169,128 +187,82 @@ STRING_FAMILIES: tuple[Family, ...] = (
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a line of text. Replace every vowel (a, e, i, o, u) with '{c}' and print it.",
-            "Given a line of lowercase words, output it with each vowel changed to {c}.",
-            "The input is one line. Print it with all of the letters aeiou replaced by '{c}'.",
-            "Mask the vowels of the input line: print the line where each a, e, i, o or u "
-            "becomes {c}.",
+            "Read a line of text. Replace every one of the vowels {vowels} with '{c}' and print "
+            "it.",
+            "Given a line of lowercase words, output it with each of the letters {vowels} "
+            "changed to '{c}'.",
+            "The input is one line. Print it with all of the letters {vowels} replaced by '{c}'.",
+            "Mask some vowels of the input line: print the line where each letter from {vowels} "
+            "becomes '{c}'.",
         ),
-        solution='s = input()\nprint("".join("{c}" if ch in "aeiou" else ch for ch in s))',
-        sample_params=lambda r: {"c": r.choice(FILLERS + CONSONANTS)},
-        sample_input=_words(),
-        answer=lambda p, s: s.translate(str.maketrans(VOWELS, p["c"] * 5)),
+        solution='s = input()\nprint("".join("{c}" if ch in "{vowels}" else ch for ch in s))',
+        sample_params=lambda r: {
+            "vowels": r.choice(VOWEL_SETS),
+            "c": _chars(r, SYMBOLS + CONSONANTS, 2),
+        },
+        sample_input=lambda r, p: word_line(r),
+        answer=lambda p, s: "".join(p["c"] if ch in set(p["vowels"]) else ch for ch in s),
     ),
     Family(
         name="remove_char",
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a line of text. Remove every letter {c} from it and print what is left.",
-            "Given a line of lowercase words, output it without any '{c}' characters.",
-            "The input is one line. Delete all occurrences of {c} and print the result.",
-            "Print the input line with each character {c} taken out.",
+            "Read a line of text. Remove every '{c}' from it and print what is left.",
+            "Given a line of lowercase words, output it without any '{c}'.",
+            "The input is one line. Delete all occurrences of '{c}' and print the result.",
+            "Print the input line with each '{c}' taken out.",
         ),
         solution='s = input()\nprint(s.replace("{c}", ""))',
-        sample_params=lambda r: {"c": r.choice(LETTERS)},
-        sample_input=_words_containing("c"),
-        answer=lambda p, s: "".join(ch for ch in s if ch != p["c"]),
+        sample_params=lambda r: {"c": letter_string(r, 2)},
+        sample_input=lambda r, p: line_with(r, p["c"]),
+        answer=lambda p, s: re.sub(re.escape(p["c"]), "", s),
     ),
     Family(
         name="pad_word",
         topic="strings",
         kind="stdio",
         templates=(
-            "Read a word. Print it right-aligned to width {w}, padding on the left with '{c}'.",
-            "Given a word, add {c} characters in front of it until it is {w} characters long, "
+            "Read a word. Print it {align}-aligned to width {w}, padding on the {side} with '{c}'.",
+            "Given a word, add '{c}' characters {where} it until it is {w} characters long, "
             "then print it.",
-            "The input is one word of at most {w} letters. Left-pad it with {c} to length {w} "
-            "and output it.",
-            "Print the word on stdin preceded by as many '{c}' as needed to make {w} "
-            "characters in total.",
+            "The input is one word. Pad it on the {side} with '{c}' to length {w} and output it.",
+            "Print the word on stdin {joined} by as many '{c}' as needed to make {w} characters "
+            "in total.",
         ),
-        solution='s = input()\nprint(s.rjust({w}, "{c}"))',
-        sample_params=lambda r: {"w": r.randint(8, 15), "c": r.choice(FILLERS)},
+        solution='s = input()\nprint(s.{method}({w}, "{c}"))',
+        sample_params=lambda r: _pad_params(r.random() < 0.5, r.randint(5, 40), r),
         sample_input=lambda r, p: r.choice(WORDS),
-        answer=lambda p, s: p["c"] * (p["w"] - len(s)) + s,
+        answer=lambda p, s: (
+            p["c"] * (p["w"] - len(s)) + s
+            if p["method"] == "rjust"
+            else s + p["c"] * (p["w"] - len(s))
+        ),
     ),
 )
 
-COUNTING_FAMILIES: tuple[Family, ...] = (
-    Family(
-        name="count_of_word",
-        topic="counting",
-        kind="stdio",
-        templates=(
-            "Read a line of words. Count how often each word appears using a dictionary, then "
-            "print the count for the word {w}.",
-            "Given space-separated words, build a table of word counts and output how many "
-            "times '{w}' occurs (0 if never).",
-            "The input is one line of words. Print the number of occurrences of the word {w}.",
-            "Tally the words on stdin and print the tally of {w}.",
-        ),
-        solution=(
-            "counts = {{}}\nfor w in input().split():\n    counts[w] = counts.get(w, 0) + 1\n"
-            'print(counts.get("{w}", 0))'
-        ),
-        sample_params=lambda r: {"w": r.choice(WORDS)},
-        sample_input=lambda r, p: " ".join(
-            r.choice([p["w"], r.choice(WORDS)]) for _ in range(r.randint(2, 7))
-        ),
-        answer=lambda p, s: s.split().count(p["w"]),
-    ),
-    Family(
-        name="most_frequent_number",
-        topic="counting",
-        kind="stdio",
-        templates=(
-            "Read a line of integers between 0 and {m}. Print the value that occurs most often; "
-            "if several tie, print the smallest of them.",
-            "Given space-separated integers from 0 to {m}, output the most frequent one, "
-            "choosing the smallest in case of a tie.",
-            "The input holds integers in the range 0..{m}. Print the mode (smallest value among "
-            "the most common ones).",
-            "Count the occurrences of each integer on stdin (all between 0 and {m}) and print "
-            "the most common integer, smallest first on ties.",
-        ),
-        solution="a = list(map(int, input().split()))\nprint(max(sorted(set(a)), key=a.count))",
-        sample_params=lambda r: {"m": r.randint(3, 30)},
-        sample_input=lambda r, p: [r.randint(0, p["m"]) for _ in range(r.randint(3, 10))],
-        answer=lambda p, a: _most_frequent(a),
-    ),
-    Family(
-        name="seen_words",
-        topic="counting",
-        kind="stdio",
-        templates=(
-            "Read a line of words. For each word in order, print {new} if it has not appeared "
-            "before and {again} if it has, one per line.",
-            "Given space-separated words, output one line per word: {again} when the word was "
-            "already seen earlier in the line, otherwise {new}.",
-            "The input is a line of words. Go through them and print {new} for a first "
-            "occurrence and {again} for a repeat, each on its own line.",
-            "For every word on stdin print {again} if an earlier word equals it, else {new}.",
-        ),
-        solution=(
-            'seen = set()\nfor w in input().split():\n    print("{again}" if w in seen else '
-            '"{new}")\n    seen.add(w)'
-        ),
-        sample_params=lambda r: dict(zip(("new", "again"), r.sample(WORDS, 2))),
-        sample_input=lambda r, p: word_line(r, 2, 6, pool=r.sample(WORDS, 4)),
-        answer=_seen,
-    ),
-    Family(
-        name="count_distinct_above",
-        topic="counting",
-        kind="stdio",
-        templates=(
-            "Read a line of integers. Print how many different values greater than {k} appear.",
-            "Given space-separated integers, count the distinct numbers that exceed {k}.",
-            "The input is one line of integers. Output the number of unique values above {k}.",
-            "How many distinct integers larger than {k} are on stdin? Print the count.",
-        ),
-        solution="a = list(map(int, input().split()))\nprint(len(set(x for x in a if x > {k})))",
-        sample_params=lambda r: {"k": r.randint(-5, 30)},
-        sample_input=lambda r, p: [r.randint(-10, 40) for _ in range(r.randint(3, 10))],
-        answer=lambda p, a: len({x: 0 for x in a if x > p["k"]}),
-    ),
-)
+
+def _shift_params(k: int, d: int) -> dict:
+    if k == d == 0:  # the identity is no cipher
+        k = 1
+    more = f", plus {d} more for each letter before it" if d else ""
+    return {"k": k, "d": d, "more": more}
+
+
+def _replace_params(a: str, r) -> dict:
+    while True:
+        b = _chars(r, LETTERS + SYMBOLS, 2)
+        if b != a:
+            return {"a": a, "b": b}
+
+
+def _pad_params(right: bool, width: int, r) -> dict:
+    words = ("rjust", "right", "left", "in front of", "preceded")
+    if not right:
+        words = ("ljust", "left", "right", "after", "followed")
+    fill = r.choice(SYMBOLS + "0123456789" + LETTERS.upper() + LETTERS)
+    return {
+        **dict(zip(("method", "align", "side", "where", "joined"), words)),
+        "w": width,
+        "c": fill,
+    }
