@@ -24,6 +24,7 @@ from coderl_jax.data.builders.livecodebench_format import (
     decode_test_cases,
     safe_unpickle,
 )
+from coderl_jax.data.builders.synthetic import program_overlap
 from coderl_jax.data.sources import load_problems, load_reasoning_items, prepare, skipped_rows
 from coderl_jax.execution import TestSpec, check_solution
 
@@ -61,6 +62,41 @@ def test_synthetic_builds_configured_sizes_identical_to_generator(tmp_path):
     for split, size in config.sizes().items():
         loaded = load_problems("coderl_synthetic", split, tmp_path, config=config)
         assert loaded == synthetic.generate_problems(split, size, seed=5)
+
+
+def test_synthetic_build_records_zero_program_overlap(tmp_path):
+    config = synthetic_config(60, 20, 24, 8, seed=3, families=("add_constant", "shift_letters"))
+    prepare("coderl_synthetic", tmp_path, config=config)
+    # Read back from metadata.json by a fresh builder, as a later reader would.
+    builder = tfds.builder(f"coderl_synthetic/{config.name}", data_dir=str(tmp_path))
+    assert str(builder.info.version) == synthetic.VERSION == "2.0.0"
+    overlap = program_overlap(builder)
+    assert overlap["programs_in_train"] == {"validation": 0, "test": 0, "test_heldout_families": 0}
+    assert overlap["alignment_pairs_in_train"] == {
+        "validation": 0,
+        "test": 0,
+        "test_heldout_families": 0,
+    }
+    # shift_letters has 675 programs (about 540 in train): 30 train problems of each family
+    # find distinct programs, and so do the smaller splits.
+    assert overlap["distinct_programs"] == {
+        "train": 60,
+        "validation": 20,
+        "test": 24,
+        "test_heldout_families": 8,
+    }
+
+
+def test_synthetic_build_fails_on_overlap(tmp_path, monkeypatch):
+    # A generator that leaked (test = train's first problems) must not produce a dataset.
+    real = synthetic.generate_problems
+    monkeypatch.setattr(
+        synthetic,
+        "generate_problems",
+        lambda split, n, *args: real("train" if split == "test" else split, n, *args),
+    )
+    with pytest.raises(RuntimeError, match="evaluation splits overlap train"):
+        prepare("coderl_synthetic", tmp_path, config=synthetic_config(8, 2, 3, 1, seed=4))
 
 
 def test_synthetic_family_subset_is_its_own_config(tmp_path):

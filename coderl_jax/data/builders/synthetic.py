@@ -2,10 +2,17 @@
 
 The examples are exactly ``coderl_jax.data.synthetic.generate_problems(split, size, seed,
 num_tests, families)`` (row ``index`` = position in that list), so the dataset version is the
-generator's ``VERSION``. Sizes, seed and family subset live in a ``SyntheticConfig``; each distinct config is its own
-TFDS config directory. ``DEFAULT_CONFIG`` (train 20000 / validation 500 / test 500 /
-test_heldout_families 200, seed 0) is the tiny CPU run's dataset; ``synthetic_config(...)``
-makes others (tests build a few dozen problems).
+generator's ``VERSION``. Sizes, seed and family subset live in a ``SyntheticConfig``; each
+distinct config is its own TFDS config directory. ``DEFAULT_CONFIG`` (train 20000 / validation
+500 / test 500 / test_heldout_families 200, seed 0) is the tiny CPU run's dataset;
+``synthetic_config(...)`` makes others (tests build a few dozen problems).
+
+The splits are disjoint by program (``synthetic.generate``). The build measures it
+(``synthetic.split_overlap``) and records it in the dataset's metadata (``metadata.json``,
+``builder.info.metadata``): ``distinct_programs`` per split, and per evaluation split
+``programs_in_train`` (instances whose reference program, as a parsed AST, occurs in train)
+and ``alignment_pairs_in_train`` (instances whose alignment evaluation pair, reference program
+and first test input, occurs in train). A build with any overlap fails.
 """
 
 from __future__ import annotations
@@ -83,20 +90,47 @@ class CoderlSynthetic(RecordBuilder):
     ``Problem`` JSON."""
 
     VERSION = tfds.core.Version(synthetic.VERSION)
+    RELEASE_NOTES = {
+        "2.0.0": "Splits by reference program (parsed AST), not statement: no test or validation "
+        "program occurs in train; wider parameter spaces; overlap counts in the metadata.",
+        "1.0.0": "Splits by statement.",
+    }
     BUILDER_CONFIGS = [DEFAULT_CONFIG]
     DEFAULT_CONFIG_NAME = "default"
 
     def _split_generators(self, dl_manager):
         config: SyntheticConfig = self.builder_config
-        return {
-            split: self._generate_examples(self._rows(split, size, config), split)
+        problems = {
+            split: synthetic.generate_problems(
+                split, size, config.seed, config.num_tests, config.families
+            )
             for split, size in config.sizes().items()
-            if size > 0  # TFDS cannot write an empty split; a size-0 split is absent
+        }
+        overlap = synthetic.split_overlap(problems)
+        leaks = {
+            name: counts
+            for name, counts in overlap.items()
+            if name != "distinct_programs" and any(counts.values())
+        }
+        if leaks:
+            raise RuntimeError(
+                f"{self.name}/{config.name}: evaluation splits overlap train: {leaks}"
+            )
+        self.info.metadata.update(overlap)
+        return {
+            split: self._generate_examples(_rows(split_problems), split)
+            for split, split_problems in problems.items()
+            if split_problems  # TFDS cannot write an empty split; a size-0 split is absent
         }
 
-    def _rows(self, split: str, size: int, config: SyntheticConfig):
-        problems = synthetic.generate_problems(
-            split, size, config.seed, config.num_tests, config.families
-        )
-        for index, problem in enumerate(problems):
-            yield index, "<generator>", index, lambda p=problem: (p.id, p.to_json_str())
+
+def program_overlap(builder: tfds.core.DatasetBuilder) -> dict[str, dict[str, int]]:
+    """The overlap counts a built ``coderl_synthetic`` recorded (see the module docstring)."""
+    metadata = builder.info.metadata or {}
+    keys = ("distinct_programs", "programs_in_train", "alignment_pairs_in_train")
+    return {key: dict(metadata.get(key, {})) for key in keys}
+
+
+def _rows(problems):
+    for index, problem in enumerate(problems):
+        yield index, "<generator>", index, lambda p=problem: (p.id, p.to_json_str())
