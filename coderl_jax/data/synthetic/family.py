@@ -175,15 +175,6 @@ def word_line(rng: random.Random, min_len: int = 2, max_len: int = 6, pool=WORDS
     return " ".join(rng.choice(pool) for _ in range(rng.randint(min_len, max_len)))
 
 
-def word_line_favouring(rng: random.Random, favoured, min_len: int = 2, max_len: int = 6) -> str:
-    """Like ``word_line``, but each word comes from ``favoured`` (a non-empty sequence) with
-    probability 1/2, so tests about those words are rarely trivial."""
-    return " ".join(
-        rng.choice(favoured if rng.random() < 0.5 else WORDS)
-        for _ in range(rng.randint(min_len, max_len))
-    )
-
-
 def letters_word(rng: random.Random, min_len: int = 3, max_len: int = 9, pool=LETTERS) -> str:
     """A random lowercase 'word' of ``min_len..max_len`` letters from ``pool``."""
     return "".join(rng.choice(pool) for _ in range(rng.randint(min_len, max_len)))
