@@ -90,6 +90,11 @@ def run(
         config.segment_steps,
     )
     stop_ids = set(config.stop_ids)
+    if layout.generated_pages < config.pages_per_row:
+        raise ValueError(
+            f"{layout.generated_pages} generated pages cannot hold one completion of "
+            f"{m} tokens ({config.pages_per_row} pages of {size})"
+        )
     out = Completions(
         tokens=np.full((n, m), config.pad_id, np.int32),
         logprobs=np.zeros((n, m), np.float32),
