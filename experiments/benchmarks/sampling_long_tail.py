@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=64, help="continuous decode slots")
     parser.add_argument("--page_size", type=int, default=16)
     parser.add_argument("--segment_steps", type=int, default=16)
-    parser.add_argument("--attention_chunk", type=int, default=64)
+    parser.add_argument("--attention_chunk", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tunix", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--tunix_path", default="", help="extra sys.path entry holding tunix")

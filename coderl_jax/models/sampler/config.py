@@ -47,7 +47,7 @@ class SamplingConfig:
     # and hands finished samples to ``on_finished``.
     segment_steps: int = 16
     # (slot, page) pairs per iteration of the ragged attention loop.
-    attention_chunk: int = 64
+    attention_chunk: int = 256
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
