@@ -7,7 +7,9 @@ CPU (default), on the same weights, prompts and lengths for every implementation
 
 For (a) the embedded tiny model and (b) a ~100M-parameter Qwen2-shaped random config:
 8 prompts x G=8 samples, 256 new tokens at temperature 1 with no stop ids (every row runs
-the full length). Prints prefill and decode tokens/s and the ratio ours/theirs.
+the full length). Prints prefill and decode tokens/s and the ratio ours/theirs. Ours runs
+the static decoder (``--decoder``), the right one for equal lengths; long-tailed lengths
+and the continuous decoder are measured by sampling_long_tail.py.
 
 * prefill time = a run with ``max_new_tokens=1``; prefill tokens/s = real prompt tokens
   (P prompts, each counted once) / that time. transformers prefills each prompt G times
@@ -97,11 +99,13 @@ def best_of(repeats: int, fn) -> float:
     return min(times)
 
 
-def time_ours(config, params, prompts, work: Workload, repeats: int) -> Timing:
+def time_ours(
+    config, params, prompts, work: Workload, repeats: int, decoder: str = "static"
+) -> Timing:
     bucket = max(map(len, prompts))
     runs = {}
     for new in (1, work.new_tokens):
-        cfg = SamplingConfig(new, temperature=1.0, prompt_buckets=(bucket,))
+        cfg = SamplingConfig(new, temperature=1.0, prompt_buckets=(bucket,), decoder=decoder)
         sampler = Sampler(config, cfg)
         key = jax.random.key(0)
         out = sampler.sample(params, prompts, work.num_samples, key)
@@ -187,7 +191,7 @@ def tunix_status() -> str:
         import tunix  # noqa: F401
     except ImportError:
         return "skipped: google-tunix is not installed"
-    return "skipped: google-tunix is installed but its sampler is not wired into this benchmark"
+    return "see sampling_long_tail.py (Tunix's sampler on long-tailed lengths)"
 
 
 def cpu_benchmark(args) -> None:
@@ -209,7 +213,7 @@ def cpu_benchmark(args) -> None:
         )
         prompts = make_prompts(work, config.vocab_size)
         print(f"\n{name}: {config.num_params / 1e6:.1f}M params, timing ours ...", flush=True)
-        ours = time_ours(config, params, prompts, work, args.repeats)
+        ours = time_ours(config, params, prompts, work, args.repeats, args.decoder)
         print("timing transformers ...", flush=True)
         theirs = time_transformers(hf_dir, prompts, work, args.hf_repeats)
         report(name, ours, {"transformers": theirs, "tunix": tunix_status()})
@@ -247,7 +251,7 @@ def gpu_benchmark(args) -> None:
     print(f"device: {jax.devices()[0]}, config qwen2.5-coder-0.5b (bf16), workload {work}")
     params = jax.jit(transformer.init_params, static_argnums=0)(config, jax.random.key(0))
     prompts = make_prompts(work, config.vocab_size)
-    ours = time_ours(config, params, prompts, work, args.repeats)
+    ours = time_ours(config, params, prompts, work, args.repeats, args.decoder)
     bandwidth = copy_bandwidth()
     bucket = max(map(len, prompts))
     n, m = work.num_prompts * work.num_samples, work.new_tokens
@@ -281,6 +285,12 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,100m", help="CPU models: tiny,100m")
     parser.add_argument("--new_tokens", type=int, default=256, help="M, tokens per sample")
     parser.add_argument("--prompt_len", type=int, default=128, help="longest prompt")
+    parser.add_argument(
+        "--decoder",
+        default="static",
+        choices=("static", "continuous"),
+        help="SamplingConfig.decoder; the roofline figures assume static (whole cache read)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per figure (best)")
     parser.add_argument("--hf_repeats", type=int, default=1, help="timed transformers runs")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "coderl_bench"))
