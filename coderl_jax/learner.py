@@ -13,28 +13,55 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import numpy as np
 
 from coderl_jax.checkpoint import Checkpointer
-from coderl_jax.config import Config
 from coderl_jax.data import sources
 from coderl_jax.data.builders import synthetic_config
-from coderl_jax.evals.benchmarks import DataOptions, check_names
+from coderl_jax.evals.benchmarks import DataOptions
 from coderl_jax.models import hf_io, tiny
 from coderl_jax.models import tokenizer as tokenizer_lib
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.models.sampler import Sampler
+from coderl_jax.models.sampler import Sampler, SamplingConfig
 from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
+from coderl_jax.settings import require
 from coderl_jax.train import state as state_lib
+
+if TYPE_CHECKING:
+    from coderl_jax.config import Config
 
 log = logging.getLogger(__name__)
 
 REFERENCE_DIR = "reference_hf"  # initial policy (after warm start / init_from), for the KL
 CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSourceConfig:
+    """Where the policy comes from."""
+
+    hf_dir: str | None = None  # HF checkpoint directory; None: build/use the tiny model
+    tiny_dir: str = os.path.join(sources.CACHE_DIR, "tiny_model")  # tiny model cache directory
+    tiny: tiny.TinyModelSpec = tiny.TinyModelSpec()  # shape and seed of the tiny model
+    # Override the checkpoint's weight dtype.
+    param_dtype: Literal["float32", "bfloat16"] | None = None
+    # Override the compute dtype (default: from the weights).
+    compute_dtype: Literal["float32", "bfloat16"] | None = None
+    # Decoder layers per scan iteration: 0 unrolls all layers (faster steps on GPU and CPU,
+    # longer compiles); 1 compiles a single layer.
+    scan_unroll: int = 0
+    # Training/scoring attention: "xla" (einsum with a mask; any device) or "cudnn" (fused
+    # flash attention; GPU with bf16/fp16 compute; rows are left-aligned by the rollout).
+    attention_impl: Literal["xla", "cudnn"] = "xla"
+    init_from: str | None = None  # previous run's workdir: start from its latest params
+
+    def __post_init__(self):
+        require(self.scan_unroll >= 0, "scan_unroll", "must be >= 0 (0: all layers)")
 
 
 @dataclasses.dataclass
@@ -43,12 +70,13 @@ class Learner:
 
     config: Config
     mesh: jax.sharding.Mesh
-    model_config: object  # coderl_jax.models.config.ModelConfig (the checkpoint's)
+    model_config: ModelConfig  # the checkpoint's (training variant: state_lib)
     hf_dir: str  # where the initial weights came from
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer with a chat template
     special: tokenizer_lib.SpecialTokens
-    sampler: Sampler
-    state: object  # TrainState
+    sampling: SamplingConfig  # the run's sampling, with the tokenizer's stop and pad ids
+    sampler: Sampler  # rollout sampler (prompts padded to the run's one prompt width)
+    state: state_lib.TrainState
     buffer: AlignmentBuffer
     checkpointer: Checkpointer
     next_step: int = 0  # first RL step still to run
@@ -60,7 +88,7 @@ class Learner:
 
 
 def check_config(config: Config, num_devices: int) -> None:
-    """Errors that must surface before any compile (each names the flag to change)."""
+    """Errors that need the device count (each names the flag to change)."""
     rows = config.rollout.prompts_per_step * config.rollout.num_samples
     data, fsdp, tensor = config.run.mesh
     known = np.prod([s for s in (data, fsdp, tensor) if s != -1])
@@ -75,10 +103,6 @@ def check_config(config: Config, num_devices: int) -> None:
         )
     if config.model.hf_dir and not os.path.isdir(os.path.expanduser(config.model.hf_dir)):
         raise FileNotFoundError(f"--hf_dir {config.model.hf_dir} does not exist")
-    try:
-        check_names(config.eval.benchmarks)
-    except ValueError as e:
-        raise ValueError(f"--eval_benchmarks: {e}") from e
 
 
 def _model_dir(config: Config) -> str:
@@ -145,40 +169,71 @@ def setup(config: Config, for_training: bool = True) -> Learner:
     check_config(config, jax.device_count())
     mesh = mesh_lib.make_mesh(*config.run.mesh)
     hf_dir = _model_dir(config)
-    shardings = mesh_lib.param_shardings(
-        ModelConfig.from_hf(hf_io.read_hf_config(hf_dir), **model_overrides(config)), mesh
-    )
-    model_config, params = hf_io.load_pretrained(
-        hf_dir, shardings=shardings, **model_overrides(config)
-    )
+    model_config = ModelConfig.from_hf(hf_io.read_hf_config(hf_dir), **model_overrides(config))
     tokenizer = tokenizer_lib.load_tokenizer(hf_dir)
     special = tokenizer_lib.special_tokens(tokenizer, hf_dir, model_config.eos_token_id)
-    width = config.rollout.sampling.bucket_for(config.data.max_prompt_tokens)
     sampling = dataclasses.replace(
-        config.rollout.sampling,
-        stop_ids=special.stop_ids,
-        pad_id=special.pad_id,
-        prompt_buckets=(width,),
+        config.rollout.sampling, stop_ids=special.stop_ids, pad_id=special.pad_id
     )
-    sampler = Sampler(model_config, sampling, mesh)
+    width = sampling.bucket_for(config.data.max_prompt_tokens)
+    sampler = Sampler(model_config, dataclasses.replace(sampling, prompt_buckets=(width,)), mesh)
     checkpointer = Checkpointer(
-        os.path.join(config.run.workdir),
+        config.run.workdir,
         save_every=config.run.checkpoint_every,
         keep_last=config.run.keep_checkpoints,
         read_only=not for_training,
     )
     buffer = AlignmentBuffer(config.alignment.buffer_capacity)
-    learner = Learner(
-        config, mesh, model_config, hf_dir, tokenizer, special, sampler, None, buffer, checkpointer
-    )
+    next_step, iterator_state = 0, None
     if checkpointer.latest_step() is not None:
-        del params
-        _restore(learner)
+        restored = checkpointer.restore(_abstract_state(model_config, config, mesh))
+        state = restored.state
+        next_step = int(restored.extras["next_step"])
+        iterator_state = restored.extras.get("iterator")
+        if restored.buffer_path:
+            buffer = AlignmentBuffer.load_jsonl(
+                restored.buffer_path, config.alignment.buffer_capacity
+            )
+        log.info("resumed %s at step %d", config.run.workdir, next_step)
     else:
         if config.model.init_from:
             params = _params_of_run(config.model.init_from, model_config, config, mesh)
-        learner.state = state_lib.create_train_state(params, model_config, config.train, mesh)
-    return learner
+        else:
+            _, params = hf_io.load_pretrained(
+                hf_dir,
+                shardings=mesh_lib.param_shardings(model_config, mesh),
+                **model_overrides(config),
+            )
+        state = state_lib.create_train_state(params, model_config, config.train, mesh)
+    return Learner(
+        config,
+        mesh,
+        model_config,
+        hf_dir,
+        tokenizer,
+        special,
+        sampling,
+        sampler,
+        state,
+        buffer,
+        checkpointer,
+        next_step,
+        iterator_state,
+    )
+
+
+def reference_params(learner: Learner):
+    """The frozen reference policy of the KL term: the run's ``reference_hf`` (the policy
+    after its warm start or ``init_from``) if process 0 wrote one, else the initial weights."""
+    multihost.sync_processes("reference_hf written")  # process 0 wrote it
+    ref_dir = os.path.join(learner.workdir, REFERENCE_DIR)
+    ref_dir = ref_dir if os.path.isdir(ref_dir) else learner.hf_dir
+    _, params = hf_io.load_pretrained(
+        ref_dir,
+        shardings=mesh_lib.param_shardings(learner.model_config, learner.mesh),
+        **model_overrides(learner.config),
+    )
+    return params
 
 
 def _abstract_state(model_config, config: Config, mesh):
@@ -188,20 +243,6 @@ def _abstract_state(model_config, config: Config, mesh):
     return jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
-
-
-def _restore(learner: Learner) -> None:
-    restored = learner.checkpointer.restore(
-        _abstract_state(learner.model_config, learner.config, learner.mesh)
-    )
-    learner.state = restored.state
-    learner.next_step = int(restored.extras["next_step"])
-    learner.iterator_state = restored.extras.get("iterator")
-    if restored.buffer_path:
-        learner.buffer = AlignmentBuffer.load_jsonl(
-            restored.buffer_path, learner.config.alignment.buffer_capacity
-        )
-    log.info("resumed %s at step %d", learner.workdir, learner.next_step)
 
 
 def _params_of_run(workdir: str, model_config, config: Config, mesh):
@@ -214,6 +255,8 @@ def _params_of_run(workdir: str, model_config, config: Config, mesh):
 
 def load(workdir: str) -> Learner:
     """Notebook entry: the config, latest state, sampler, tokenizer and buffer of a run."""
+    from coderl_jax.config import Config
+
     config = Config.load(os.path.join(workdir, CONFIG_FILE))
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, workdir=workdir))
     return setup(config, for_training=False)

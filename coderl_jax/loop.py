@@ -1,26 +1,15 @@
-"""The CodeRL+ training loop: `run(config)`, and `load(workdir)` for notebooks.
+"""The lifecycle of a CodeRL+ run: `run(config)`, and `load(workdir)` for notebooks.
 
-Per RL step (reads top to bottom in `run`):
+`run` sets the run up (`coderl_jax.learner.setup`: mesh, model, sampler, state, restored
+from the workdir's latest checkpoint when there is one), prepares the data, runs the
+supervised warm start and the first evaluation on a fresh run, then calls the RL step
+(`coderl_jax.rl.step.RLStep`, where one step reads top to bottom) once per step, with
+the evaluation, checkpoint and preemption cadence around it, and ends with the final
+evaluation, the summary table, the reward plot and an optional HF export.
 
-1. draw the mixed prompt batch: round(α·B) code-generation problems from the iterator and
-   the rest alignment tasks from the buffer (code fills in while the buffer is short);
-2. sample G completions per prompt; execute code in the sandbox pool while the next chunk
-   generates; score alignment answers; reference log-probs (`rl.rollout`);
-3. optional DAPO dynamic sampling: more rounds until enough groups carry signal;
-4. dispatch the jitted train step (asynchronous), then, while it runs, convert this step's
-   failed programs into alignment tasks (one traced sandbox batch) for later steps;
-5. metrics (read one step late), samples, periodic evaluation, checkpoint.
-
-Timing metrics (``time/*``) are host wall-clock per phase. ``time/device_wait_fraction`` is
-an estimate: the share of the step spent executing the last chunk's programs, the one phase
-where only the (short) reference forward can run on the device; it does not count host work
-that outlasts the asynchronous update.
-
-Before RL: build/load the model, optional supervised warm start (tiny default), and an
-evaluation; after: evaluation, summary table, reward plot, optional HF export. A run
-restarted on the same workdir resumes from its latest checkpoint (warm start and the
-initial evaluation are not repeated). Randomness derives from (seed, step), so a resumed
-run continues exactly as an uninterrupted one would.
+A run restarted on the same workdir resumes from its latest checkpoint (the warm start
+and the first evaluation are not repeated); randomness derives from (seed, step), so it
+continues exactly as an uninterrupted run would. SIGTERM saves and exits.
 """
 
 from __future__ import annotations
@@ -28,16 +17,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 
 from coderl_jax.checkpoint import PreemptionGuard
-from coderl_jax.config import Config
 from coderl_jax.data.iterator import PromptIterator
-from coderl_jax.data.problems import render_prompt
-from coderl_jax.evals import ModelCompleter, evaluate, load_benchmark
+from coderl_jax.evals.periodic import PeriodicEvaluation
 from coderl_jax.execution import SandboxPool
 from coderl_jax.learner import (
     CONFIG_FILE,
@@ -46,151 +33,96 @@ from coderl_jax.learner import (
     eval_data_options,
     load,
     load_problems,
-    model_overrides,
+    reference_params,
     setup,
 )
 from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter, plot_curves, summary_table
 from coderl_jax.models import hf_io
-from coderl_jax.models.sampler import Sampler
-from coderl_jax.parallel import mesh as mesh_lib
-from coderl_jax.parallel import multihost
-from coderl_jax.rl import dapo
-from coderl_jax.rl.alignment import failures_to_tasks, reference_tasks, select_candidates
-from coderl_jax.rl.alignment_buffer import task_ages
-from coderl_jax.rl.batch import TrainBatch, device_put_batch, group_rows_by_length
-from coderl_jax.rl.mixture import draw_mixed_batch, load_alignment_pool
-from coderl_jax.rl.rollout import RolloutRunner, Rollouts, alignment_prompt, code_prompt
+from coderl_jax.rl.alignment import reference_tasks
+from coderl_jax.rl.alignment_buffer import AlignmentBuffer
+from coderl_jax.rl.mixture import load_alignment_pool
+from coderl_jax.rl.rollout import Rollouts, code_prompt, prompt_token_count
+from coderl_jax.rl.step import RLStep
+from coderl_jax.settings import require
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import warmstart
-from coderl_jax.train.metrics import MetricsOneStepLate
-from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
-__all__ = ["load", "run"]  # load: the notebook entry, defined in coderl_jax.learner
+if TYPE_CHECKING:
+    from coderl_jax.config import Config
+
+__all__ = ["RunConfig", "load", "run"]  # load: the notebook entry, defined in learner
 
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The run as a whole: where it writes, how long, and its cadences."""
+
+    workdir: str = "runs/tiny_cpu"  # checkpoints, metrics, samples; reused to resume
+    steps: int = 100  # RL steps
+    seed: int = 0  # PRNG seed of sampling and initialisation (and data order, by default)
+    mesh: tuple[int, int, int] = (-1, 1, 1)  # (data, fsdp, tensor); -1: remaining devices
+    log_every: int = 1  # console line every N steps
+    samples_every: int = 10  # write sample generations every N steps
+    checkpoint_every: int = 25  # save every N steps (and at the end, and on SIGTERM)
+    keep_checkpoints: int = 2  # keep the last K checkpoints
+    export_hf: bool = False  # write an HF directory of the final policy (workdir/hf)
+
+    def __post_init__(self):
+        require(self.steps >= 0, "steps", "must be >= 0")
+        require(len(self.mesh) == 3, "mesh", "must be (data, fsdp, tensor)")
+        require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+
+
 def run(config: Config) -> dict[str, float]:
     """Runs (or resumes) a CodeRL+ run; returns the final evaluation metrics."""
-    workdir = config.run.workdir
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(config.run.workdir, exist_ok=True)
     learner = setup(config)
     if jax.process_index() == 0:
-        config.save(os.path.join(workdir, CONFIG_FILE))
+        config.save(os.path.join(config.run.workdir, CONFIG_FILE))
     pool = SandboxPool(num_workers=config.rollout.num_sandbox_workers)
     writer = MetricsWriter(
-        workdir,
+        config.run.workdir,
         max(1, config.run.steps),
         start_step=learner.next_step,
         samples_every=config.run.samples_every,
         console_every=config.run.log_every,
     )
     try:
-        return _train(learner, pool, writer)
+        return _run(learner, pool, writer)
     finally:
         writer.close()
         learner.checkpointer.close()
         pool.close()
 
 
-def _eval_samplers(learner: Learner) -> dict[str, tuple[Sampler, int]]:
-    """``{metric prefix: (sampler, samples per problem)}``: greedy decoding (the paper's
-    protocol) and, when configured, temperature sampling; all prompt buckets of the run."""
+def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str, float]:
     config = learner.config
-    greedy = dataclasses.replace(
-        learner.sampler.config,
-        greedy=True,
-        max_new_tokens=config.eval.max_new_tokens or learner.sampler.config.max_new_tokens,
-        prompt_buckets=config.rollout.sampling.prompt_buckets,
-    )
-    samplers = {"": (Sampler(learner.model_config, greedy, learner.mesh), 1)}
-    if config.eval.sampled_num_samples:
-        sampled = dataclasses.replace(
-            greedy, greedy=False, temperature=config.eval.sampled_temperature
-        )
-        samplers["sampled/"] = (
-            Sampler(learner.model_config, sampled, learner.mesh),
-            config.eval.sampled_num_samples,
-        )
-    return samplers
-
-
-def _evaluate(learner: Learner, pool, benchmarks, samplers, step: int, writer) -> dict[str, float]:
-    """pass@1 on each loaded benchmark: greedy as ``eval/<benchmark>/<metric>``, sampled (if
-    configured) as ``eval/<benchmark>/sampled/<metric>``.
-
-    Multi-process: every process evaluates all the problems (each call's prompts are its
-    share of the sampler's rows), so every process gets the same metrics."""
-    config = learner.config
-    out = {}
-    for prefix, (sampler, num_samples) in samplers.items():
-        complete = ModelCompleter(
-            learner.state.params,
-            sampler,
-            learner.tokenizer,
-            num_samples=num_samples,
-            prompts_per_call=_eval_prompts_per_call(learner),
-        )
-        for loaded in benchmarks:
-            start = time.perf_counter()
-            metrics, _ = evaluate(
-                loaded,
-                complete,
-                pool.check_batch,
-                jax.random.key(config.run.seed),  # the same draws at every evaluation
-                timeout_s=config.rollout.exec_timeout_s,
-            )
-            name = f"eval/{loaded.name}/{prefix}"
-            out.update({f"{name}{k}": v for k, v in metrics.items()})
-            out[f"{name}seconds"] = time.perf_counter() - start
-    writer.write(step, out)
-    return out
-
-
-def _eval_prompts_per_call(learner: Learner) -> int:
-    divisor = mesh_lib.batch_divisor(learner.mesh)
-    return max(divisor, (32 // divisor) * divisor)
-
-
-def _train(learner: Learner, pool, writer) -> dict[str, float]:
-    config = learner.config
-    rollout_cfg, g = config.rollout, config.rollout.num_samples
-    mesh, tokenizer = learner.mesh, learner.tokenizer
-
-    # ------------------------------------------------------------------ data
-    def prompt_length(problem) -> int:
-        return len(code_prompt(problem, tokenizer).token_ids)
-
-    conversion = dataclasses.replace(
-        config.alignment.conversion, max_prompt_tokens=config.data.max_prompt_tokens
-    )
-
-    def count_tokens(user_message: str) -> int:  # the prompt as sampled: chat template included
-        text = render_prompt([{"role": "user", "content": user_message}], tokenizer)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
+    # ------------------------------------------------------------------ data, evaluation
     train_problems = load_problems(config, config.data.train_split)
     iterator = PromptIterator(
         train_problems,
-        rollout_cfg.prompts_per_step,
+        config.rollout.prompts_per_step,
         config.data.seed,
-        length_fn=prompt_length,
+        length_fn=lambda problem: len(code_prompt(problem, learner.tokenizer).token_ids),
         max_length=config.data.max_prompt_tokens,
     )
     if learner.iterator_state:
         iterator.restore(learner.iterator_state)
-    eval_data = eval_data_options(config)
-    eval_benchmarks = [load_benchmark(n, eval_data, pool.run_batch) for n in config.eval.benchmarks]
-    eval_samplers = _eval_samplers(learner)
-    alignment_only = config.alignment.mixture.alpha == 0
-    pool_source = None
-    if alignment_only:  # fixed pool: earlier runs' failures plus the training references
-        references, _ = reference_tasks(
-            train_problems, pool.run_batch, step=-1, config=conversion, count_tokens=count_tokens
-        )
-        pool_source = load_alignment_pool(config.alignment.pool_files, references)
+    evaluate = PeriodicEvaluation(
+        config.eval,
+        eval_data_options(config),
+        learner.model_config,
+        learner.sampling,
+        learner.mesh,
+        learner.tokenizer,
+        pool,
+        seed=config.run.seed,
+        timeout_s=config.rollout.exec_timeout_s,
+    )
 
-    # ------------------------------------------------------------------ warm start, initial eval
+    # ------------------------------------------------------------------ warm start, first eval
     initial = None
     if learner.next_step == 0 and learner.checkpointer.latest_step() is None:
         if config.warm_start.steps:
@@ -200,123 +132,46 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
                 os.path.join(learner.workdir, REFERENCE_DIR),
                 learner.model_config,
                 learner.state.params,
-                tokenizer,
+                learner.tokenizer,
             )
-        initial = _evaluate(learner, pool, eval_benchmarks, eval_samplers, 0, writer)
-        _save(learner, 0, iterator, force=True)
+        initial = _evaluate(evaluate, learner, 0, writer)
+        _save(learner, 0, iterator)
 
-    # ------------------------------------------------------------------ jitted functions
-    train_step = make_train_step(learner.model_config, config.train, mesh)
-    reference = None
-    if config.train.uses_reference:
-        multihost.sync_processes("reference_hf written")  # process 0 wrote it
-        ref_dir = os.path.join(learner.workdir, REFERENCE_DIR)
-        ref_dir = ref_dir if os.path.isdir(ref_dir) else learner.hf_dir
-        _, ref_params = hf_io.load_pretrained(
-            ref_dir,
-            shardings=mesh_lib.param_shardings(learner.model_config, mesh),
-            **model_overrides(config),
-        )
-        ref_logprobs = make_logprobs_fn(learner.model_config, config.train, mesh)
-
-        def reference(tokens, attention_mask, positions, response_start):
-            batch = _scoring_batch(tokens, attention_mask, positions, response_start)
-            return ref_logprobs(ref_params, device_put_batch(batch, mesh))
-
-    behaviour_logprobs = None
-    if config.train.updates_per_batch > 1:
-        behaviour_logprobs = make_logprobs_fn(learner.model_config, config.train, mesh)
-    runner = RolloutRunner(rollout_cfg, tokenizer, learner.sampler, pool.check_batch, reference)
-    late = MetricsOneStepLate()
-    base_key = jax.random.key(config.run.seed)
-
-    # ------------------------------------------------------------------ RL loop
+    # ------------------------------------------------------------------ RL steps
+    rl_step = RLStep(
+        learner,
+        pool,
+        iterator,
+        _alignment_source(learner, pool, train_problems),
+        reference_params(learner) if config.train.uses_reference else None,
+    )
     with PreemptionGuard() as guard:
         for step in range(learner.next_step, config.run.steps):
-            step_start = time.perf_counter()
-            rng = np.random.default_rng([config.run.seed, step])
-            key = jax.random.fold_in(base_key, step)
-            mixed = draw_mixed_batch(
-                iterator.local_batch_size,  # this process's share of the B prompts
-                config.alignment.mixture,
-                lambda n: next(iterator)[:n],
-                pool_source if alignment_only else learner.buffer,
-                rng,
-            )
-            items = [code_prompt(p, tokenizer) for p in mixed.code]
-            items += [alignment_prompt(t, tokenizer, conversion.prompt_style) for t in mixed.align]
-            rollouts = _rollouts(runner, learner, items, key, iterator, rng)
-            batch = rollouts.batch
-            if config.train.micro_batch_width_multiple:  # short rows share micro-batches
-                batch = group_rows_by_length(
-                    batch, config.train.num_mini_batches, config.train.num_micro_batches
-                )
-            batch = device_put_batch(batch, mesh)
-            if behaviour_logprobs is not None:
-                batch = batch.replace(old_logprobs=behaviour_logprobs(learner.state.params, batch))
-            t0 = time.perf_counter()
-            learner.state, device_metrics = train_step(learner.state, batch)  # asynchronous
-
-            # While the update runs: this step's failures -> alignment tasks for later steps.
-            candidates, selection_counts = select_candidates(
-                rollouts.code_candidates, config.alignment.conversion.complexity_window
-            )
-            tasks, conversion_counts = failures_to_tasks(
-                candidates, pool.run_batch, step=step, config=conversion, count_tokens=count_tokens
-            )
-            if not alignment_only:
-                learner.buffer.add(tasks)
-            convert_seconds = time.perf_counter() - t0
-            previous = late.push(device_metrics)
-            if previous is not None:
-                writer.write(step - 1, previous)
-            update_seconds = time.perf_counter() - t0 - convert_seconds
-            host = dict(rollouts.metrics)
-            host.update(mixed.plan.metrics())
-            host.update({f"rollout/align/selection/{k}": v for k, v in selection_counts.items()})
-            host.update({f"rollout/align/conversion/{k}": v for k, v in conversion_counts.items()})
-            host["rollout/align/buffer_size"] = len(learner.buffer)
-            host.update(learner.sampler.metrics())
-            if mixed.align:
-                host["rollout/align/task_age_mean"] = float(task_ages(mixed.align, step).mean())
-            host.update({f"time/{k}": v for k, v in rollouts.phase_seconds.items()})
-            host["time/convert"] = convert_seconds
-            host["time/update_wait"] = update_seconds
-            host["time/step"] = time.perf_counter() - step_start
-            host["time/device_wait_fraction"] = (
-                rollouts.phase_seconds.get("execute_unoverlapped", 0.0) / host["time/step"]
-            )
-            writer.write(step, host)
-            _write_samples(writer, step, rollouts, g, tokenizer)
-
-            if (
-                config.eval.every_steps
-                and (step + 1) % config.eval.every_steps == 0
-                and step + 1 < config.run.steps
-            ):
-                _evaluate(learner, pool, eval_benchmarks, eval_samplers, step + 1, writer)
+            learner.state, out = rl_step(learner.state, step)
+            if out.previous_update_metrics is not None:
+                writer.write(step - 1, out.previous_update_metrics)
+            writer.write(step, out.metrics)
+            _write_samples(writer, step, out.rollouts, learner.tokenizer)
+            done = step + 1 == config.run.steps
+            every = config.eval.every_steps
+            if every and (step + 1) % every == 0 and not done:
+                _evaluate(evaluate, learner, step + 1, writer)
             stop = guard.should_stop(step)
-            if (
-                (step + 1) % config.run.checkpoint_every == 0
-                or stop
-                or step + 1 == config.run.steps
-            ):
-                _save(learner, step + 1, iterator, force=True)
-            if stop:
-                log.warning("stop requested (SIGTERM): saved step %d and exiting", step + 1)
-                last = late.flush()
+            if (step + 1) % config.run.checkpoint_every == 0 or stop or done:
+                _save(learner, step + 1, iterator)
+            if stop or done:
+                last = rl_step.flush()
                 if last is not None:
                     writer.write(step, last)
+            if stop:
+                log.warning("stop requested (SIGTERM): saved step %d and exiting", step + 1)
                 return {}
-        last = late.flush()
-        if last is not None:
-            writer.write(config.run.steps - 1, last)
 
-    # ------------------------------------------------------------------ final evaluation, reports
+    # ------------------------------------------------------------------ final eval, reports
     if config.run.steps == 0 and initial is not None:  # a warm-start-only run: evaluated
         final = initial
     else:
-        final = _evaluate(learner, pool, eval_benchmarks, eval_samplers, config.run.steps, writer)
+        final = _evaluate(evaluate, learner, config.run.steps, writer)
     learner.checkpointer.wait()
     if jax.process_index() == 0:
         metrics_path = os.path.join(learner.workdir, METRICS_FILENAME)
@@ -328,76 +183,34 @@ def _train(learner: Learner, pool, writer) -> dict[str, float]:
             os.path.join(learner.workdir, "hf"),
             learner.model_config,
             learner.state.params,
-            tokenizer,
+            learner.tokenizer,
         )
     return final
 
 
-def _rollouts(runner, learner, items, key, iterator, rng) -> Rollouts:
-    """One rollout round, or DAPO dynamic sampling over several rounds."""
-    rollout_cfg = learner.config.rollout
-    rollouts = runner.run(learner.state.params, items, key)
-    if not rollout_cfg.dynamic_sampling:
-        return rollouts
-    g, num_groups = rollout_cfg.num_samples, len(items)
-    accumulator = dapo.DynamicSamplingBatch(num_groups, g, rollout_cfg.max_sampling_rounds)
-    rounds = [rollouts]
-    accumulator.add(rollouts.batch.rewards)
-    while not accumulator.is_full and not accumulator.exhausted:
-        # Fresh code prompts for the new round; alignment tasks are drawn again.
-        more = draw_mixed_batch(
-            num_groups,
-            learner.config.alignment.mixture,
-            lambda n: next(iterator)[:n],
-            learner.buffer,
-            rng,
-        )
-        extra = [code_prompt(p, learner.tokenizer) for p in more.code]
-        extra += [
-            alignment_prompt(t, learner.tokenizer, learner.config.alignment.conversion.prompt_style)
-            for t in more.align
-        ]
-        rounds.append(runner.run(learner.state.params, extra, jax.random.fold_in(key, len(rounds))))
-        accumulator.add(rounds[-1].batch.rewards)
-    filled = accumulator.num_kept_groups
-    kept = accumulator.take(allow_partial=True)
-    rows = list(zip(kept.round_index.tolist(), kept.sample_index.tolist()))
-    # Short of informative groups after the last round: fill with the first round's groups in
-    # order (their advantages are zero, so they add no gradient, only tokens to the mean).
-    used = set(rows)
-    for n in range(len(rollouts.completions)):
-        if len(rows) >= num_groups * g:
-            break
-        if (0, n) not in used:
-            rows.append((0, n))
-    # Rounds drew different prompts: the batch's response start is the earliest of theirs.
-    response_start = min(r.batch.response_start for r in rounds)
-    batch = jax.tree.map(
-        lambda *xs: np.stack([xs[r][i] for r, i in rows]),
-        *[r.batch.replace(response_start=response_start) for r in rounds],
+def _alignment_source(learner: Learner, pool: SandboxPool, train_problems) -> AlignmentBuffer:
+    """The learner's buffer, or for alignment_only (α = 0) a fixed pool: earlier runs'
+    buffer files plus tasks traced from the training references."""
+    config = learner.config
+    if config.alignment.mixture.mode != "alignment_only":
+        return learner.buffer
+    references, _ = reference_tasks(
+        train_problems,
+        pool.run_batch,
+        step=-1,
+        config=config.alignment.conversion,
+        count_tokens=lambda message: prompt_token_count(learner.tokenizer, message),
     )
-    metrics = dict(rounds[0].metrics)
-    metrics["rollout/dynamic_sampling/rounds"] = len(rounds)
-    metrics["rollout/dynamic_sampling/informative_groups"] = filled
-    return dataclasses.replace(rollouts, batch=batch, metrics=metrics)
+    return load_alignment_pool(config.alignment.pool_files, references)
 
 
-def _scoring_batch(tokens, attention_mask, positions, response_start: int) -> TrainBatch:
-    n, t = tokens.shape
-    zeros = np.zeros((n, t), np.float32)
-    return TrainBatch(
-        tokens=tokens,
-        attention_mask=attention_mask,
-        positions=positions,
-        loss_mask=zeros,
-        advantages=np.zeros((n,), np.float32),
-        rewards=np.zeros((n,), np.float32),
-        task_kind=np.zeros((n,), np.int32),
-        response_start=response_start,
-    )
+def _evaluate(evaluate: PeriodicEvaluation, learner: Learner, step: int, writer) -> dict:
+    metrics = evaluate(learner.state.params)
+    writer.write(step, metrics)
+    return metrics
 
 
-def _warm_start(learner: Learner, pool, problems, writer) -> None:
+def _warm_start(learner: Learner, pool: SandboxPool, problems, writer) -> None:
     config = learner.config
     ws = config.warm_start
     examples, counts = warmstart.warm_start_examples(
@@ -426,22 +239,22 @@ def _warm_start(learner: Learner, pool, problems, writer) -> None:
     writer.write(0, {**history[-1], **{f"warm_start/{k}": v for k, v in counts.items()}})
 
 
-def _save(learner: Learner, next_step: int, iterator, force: bool) -> None:
+def _save(learner: Learner, next_step: int, iterator: PromptIterator) -> None:
     extras = {"next_step": next_step, "iterator": iterator.state()}
     learner.checkpointer.save(
-        next_step, learner.state, extras, write_buffer=learner.buffer.save_jsonl, force=force
+        next_step, learner.state, extras, write_buffer=learner.buffer.save_jsonl, force=True
     )
 
 
-def _write_samples(writer, step: int, rollouts: Rollouts, g: int, tokenizer) -> None:
+def _write_samples(writer: MetricsWriter, step: int, rollouts: Rollouts, tokenizer) -> None:
+    """The first two prompts of each kind with their first completion and its reward."""
+    g = len(rollouts.completions) // len(rollouts.items)
     by_kind: dict[str, list] = {}
     for p, item in enumerate(rollouts.items):
-        if len(by_kind.setdefault(item.kind, [])) >= 2:
-            continue
-        n = p * g
-        prompt = tokenizer.decode(list(item.token_ids), skip_special_tokens=False)
-        by_kind[item.kind].append(
-            (prompt, rollouts.completions[n], float(rollouts.batch.rewards[n]), {})
-        )
+        samples = by_kind.setdefault(item.kind.metric_name, [])
+        if len(samples) < 2:
+            prompt = tokenizer.decode(list(item.token_ids), skip_special_tokens=False)
+            reward = float(rollouts.batch.rewards[p * g])
+            samples.append((prompt, rollouts.completions[p * g], reward, {}))
     for kind, samples in by_kind.items():
         writer.write_samples(step, kind, samples)

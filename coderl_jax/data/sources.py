@@ -6,6 +6,8 @@ returns its records as ``Problem`` objects in source order (row ``index``).
 ``load_reasoning_items`` does the same for the code-reasoning datasets. A dataset already
 built in ``data_dir`` is read without rebuilding.
 
+`DataConfig` is the run's data section (`coderl_jax.config`).
+
 Example::
 
     problems = load_problems("coderl_synthetic", "train", "~/tfds",
@@ -15,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,8 +28,37 @@ import tensorflow_datasets as tfds
 from coderl_jax.data import builders
 from coderl_jax.data.problems import Problem
 from coderl_jax.data.reasoning import ReasoningItem
+from coderl_jax.data.synthetic import check_trained_families
+from coderl_jax.settings import ConfigError, require
 
 logger = logging.getLogger(__name__)
+
+CACHE_DIR = os.path.join("~", ".cache", "coderl_jax")  # built models and datasets
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Code-generation problems."""
+
+    dataset: str = "coderl_synthetic"  # TFDS builder name (see coderl_jax.data.builders)
+    data_dir: str = os.path.join(CACHE_DIR, "tensorflow_datasets")  # TFDS data_dir
+    manual_dir: str | None = None  # for builders whose data the user provides (prime_code, ...)
+    train_split: str = "train"  # split that RL draws prompts from
+    max_prompt_tokens: int = 512  # prompts longer than this are skipped (counted)
+    skip_bad_rows: bool = False  # skip (count, log) malformed rows instead of raising
+    seed: int | None = None  # order of the training prompts (None: the run's seed)
+    # coderl_synthetic only: (train, validation, test, test_heldout_families) problem counts.
+    synthetic_sizes: tuple[int, int, int, int] = (20000, 500, 500, 200)
+    # coderl_synthetic only: trained families to draw problems from (empty: all).
+    synthetic_families: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        require(self.max_prompt_tokens >= 8, "max_prompt_tokens", "must be >= 8")
+        require(len(self.synthetic_sizes) == 4, "synthetic_sizes", "needs 4 counts")
+        try:
+            check_trained_families(self.synthetic_families)
+        except ValueError as e:
+            raise ConfigError("synthetic_families", str(e)) from None
 
 
 def prepare(

@@ -19,7 +19,7 @@ SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
 SUPPORTED_ROPE_TYPES = ("default", "llama3")
 DTYPES = ("float32", "bfloat16", "float16")
 # No-cache attention: "xla" einsum with an explicit mask (any padding, any backend);
-# "cudnn" fused flash attention (GPU; rows must be right-aligned, see transformer.py);
+# "cudnn" fused flash attention (GPU; rows must be left-aligned, see transformer.py);
 # "xla_fused" the fused path's contract computed by jax's XLA reference (CPU tests).
 ATTENTION_IMPLS = ("xla", "cudnn", "xla_fused")
 # cuDNN flash attention: bf16/fp16 operands, head dim a multiple of 8 and <= 256 on Hopper

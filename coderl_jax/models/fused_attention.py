@@ -1,12 +1,12 @@
-"""Fused causal self-attention of right-aligned rows (the no-cache path's cuDNN option).
+"""Fused causal self-attention of left-aligned rows (the no-cache path's cuDNN option).
 
 `jax.nn.dot_product_attention` with ``implementation="cudnn"`` runs cuDNN's flash attention:
 the [T, S] scores are never stored (the backward recomputes them from the saved
 log-sum-exp), and with ``is_causal`` the blocks above the diagonal are skipped. Its padding
 is given as row lengths (``query_seq_lengths`` / ``key_value_seq_lengths``), which mean
 *right* padding: the real tokens of row ``b`` are columns ``[0, length_b)``. Batches whose
-rows start with padding (the sampler's left-padded prompts) must first be right-aligned
-(`coderl_jax.rl.batch.right_align`). An explicit ``mask`` or ``bias`` would express any
+rows start with padding (the sampler's left-padded prompts) must first be left-aligned
+(`coderl_jax.rl.batch.left_align`). An explicit ``mask`` or ``bias`` would express any
 padding, but cuDNN then reads a materialised [B, 1, T, S] bias, which is what the fused
 path exists to avoid.
 
@@ -33,7 +33,7 @@ def fused_causal_attention(
     lengths_B: jax.Array,
     attention_impl: str,
 ) -> jax.Array:
-    """Causal self-attention of right-aligned rows by `jax.nn.dot_product_attention`.
+    """Causal self-attention of left-aligned rows by `jax.nn.dot_product_attention`.
 
     Row ``b`` holds ``lengths_B[b]`` real tokens in columns ``[0, lengths_B[b])`` and padding
     after them (S = T). Query ``t`` attends to keys ``s <= t`` with ``s < lengths_B[b]``;
@@ -70,7 +70,7 @@ def fused_causal_attention(
 
 
 def right_aligned_lengths(mask_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Row lengths [B] (int32, at least 1) and whether each row's mask is right-aligned [B]
+    """Row lengths [B] (int32, at least 1) and whether each row's mask is left-aligned [B]
     (its real tokens are exactly columns ``[0, length)``)."""
     mask = mask_BxT.astype(bool)
     lengths = jnp.sum(mask, axis=-1, dtype=jnp.int32)

@@ -82,15 +82,15 @@ SPEC_FILE = "tiny_spec.json"
 class TinyModelSpec:
     """Everything that determines the tiny model directory."""
 
-    seed: int = 0
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    head_dim: int = 32
-    max_position_embeddings: int = 2048
+    seed: int = 0  # seed of the tiny model's initial weights and of its tokenizer's corpus
+    vocab_size: int = 2048  # BPE vocabulary of its tokenizer, special tokens included
+    hidden_size: int = 128  # model width D
+    intermediate_size: int = 384  # SwiGLU MLP width
+    num_layers: int = 4  # decoder layers
+    num_heads: int = 4  # query heads
+    num_kv_heads: int = 2  # key/value heads (grouped-query attention)
+    head_dim: int = 32  # width of each head
+    max_position_embeddings: int = 2048  # longest sequence (RoPE positions)
     # Synthetic training problems whose text joins the tokenizer corpus.
     num_corpus_problems: int = 4000
 

@@ -8,12 +8,19 @@ other systems differ, the docstring says how.
 
 Because groups have a fixed size here, the only singleton groups are those of ``G = 1``;
 verl treats a singleton as having baseline mean 0 and std 1, and so do we.
+
+`ADVANTAGE_ESTIMATORS` maps each estimator's name (the ``advantage_estimator`` setting) to
+one function of the rollout's rewards, group size and loss mask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from coderl_jax.rl.losses import masked_mean, safe_divide
 
@@ -203,3 +210,26 @@ def reinforce_pp_advantages(
         )
     returns = discounted_returns(token_rewards, mask, gamma)
     return masked_whiten(returns, mask) * mask
+
+
+def _reinforce_pp_from_sequence_rewards(rewards_N, _group_size, mask_NxT):
+    """REINFORCE++ with each sequence's reward on its last completion token."""
+    mask = np.asarray(mask_NxT, np.float32)
+    last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
+    token_rewards = np.zeros_like(mask)
+    token_rewards[np.arange(len(rewards_N)), last] = rewards_N * (mask.sum(1) > 0)
+    return reinforce_pp_advantages(token_rewards, mask)
+
+
+# Estimators by name: (rewards [N] float32, group size G, loss mask [N, T]) -> advantages,
+# [N] (sequence level) or [N, T] (REINFORCE++ variants).
+ADVANTAGE_ESTIMATORS: dict[str, Callable[[np.ndarray, int, np.ndarray], jax.Array]] = {
+    "grpo": lambda r, g, _mask: grpo_advantages(r, g),
+    "drgrpo": lambda r, g, _mask: grpo_advantages(r, g, norm_by_std=False),
+    "rloo": lambda r, g, _mask: rloo_advantages(r, g),
+    "reinforce_pp": _reinforce_pp_from_sequence_rewards,
+    "reinforce_pp_baseline": lambda r, g, mask: reinforce_pp_baseline_advantages(
+        r, g, np.asarray(mask, np.float32)
+    ),
+}
+AdvantageEstimator = Literal[tuple(ADVANTAGE_ESTIMATORS)]

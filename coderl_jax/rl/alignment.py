@@ -35,15 +35,15 @@ import collections
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from coderl_jax.execution.spec import TestSpec
 from coderl_jax.rl import alignment_prompt
 from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned_in_loops
 from coderl_jax.rl.values import is_askable, to_prompt_literal
+from coderl_jax.settings import check_choices, require
 
 INPUT_KINDS: tuple[str, ...] = ("stdin", "call")
-VARIABLE_POLICIES: tuple[str, ...] = ("official", "loops")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,36 +154,29 @@ class AlignmentConfig:
     (input, output) dedup follow the official code; the size caps are this project's."""
 
     max_variables: int = 3  # K: at most this many variables asked per task
-    variable_policy: str = "official"  # "official" (last K captured) | "loops"
+    # Which variables: "official" (the last K captured) or "loops" (assigned in loops first).
+    variable_policy: Literal["official", "loops"] = "official"
     max_value_chars: int = 200  # labels whose prompt literal is longer are not asked
     max_output_chars: int = 1000  # tasks whose output literal is longer are dropped
-    max_prompt_tokens: int | None = None  # drop tasks whose prompt is longer (None: no limit)
+    # Tasks whose prompt is longer are dropped (None: the run's data.max_prompt_tokens).
+    max_prompt_tokens: int | None = None
     trace_timeout_s: float = 5.0  # wall-clock limit of each traced re-run
-    complexity_window: tuple[int, int] | None = None  # inclusive (min, max); None: off
+    # Only programs whose cyclomatic complexity is in this inclusive (min, max); None: all.
+    complexity_window: tuple[int, int] | None = None
     dedup_input_output: bool = True  # official: one task per (input, output) per step
-    prompt_style: str = "full"  # "full" or "concise" (small models; see rl.alignment_prompt)
+    # Alignment prompt wording: "full" or "concise" (small models; see rl.alignment_prompt).
+    prompt_style: alignment_prompt.PromptStyle = "full"
 
     def __post_init__(self):
-        if self.max_variables < 1:
-            raise ValueError(
-                f"AlignmentConfig.max_variables must be >= 1, got {self.max_variables}"
-            )
-        if self.variable_policy not in VARIABLE_POLICIES:
-            raise ValueError(
-                f"AlignmentConfig.variable_policy must be in {VARIABLE_POLICIES}, "
-                f"got {self.variable_policy!r}"
-            )
-        if self.prompt_style not in alignment_prompt.PROMPT_STYLES:
-            raise ValueError(
-                f"AlignmentConfig.prompt_style must be in {alignment_prompt.PROMPT_STYLES}, "
-                f"got {self.prompt_style!r}"
-            )
+        check_choices(self)
+        require(self.max_variables >= 1, "max_variables", f"must be >= 1, got {self.max_variables}")
         if self.complexity_window is not None:
             low, high = self.complexity_window
-            if not 1 <= low <= high:
-                raise ValueError(
-                    f"AlignmentConfig.complexity_window needs 1 <= min <= max, got {self.complexity_window}"
-                )
+            require(
+                1 <= low <= high,
+                "complexity_window",
+                f"needs 1 <= min <= max, got {self.complexity_window}",
+            )
 
 
 # ------------------------------------------------------------------------------- selection

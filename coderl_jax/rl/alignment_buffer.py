@@ -28,13 +28,16 @@ from __future__ import annotations
 import collections
 import json
 import os
+import typing
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 
 from coderl_jax.rl.alignment import AlignmentTask
 
-SAMPLING_STRATEGIES: tuple[str, ...] = ("recent", "random", "balanced")
+SamplingStrategy = Literal["recent", "random", "balanced"]
+SAMPLING_STRATEGIES: tuple[str, ...] = typing.get_args(SamplingStrategy)
 BUFFER_FILENAME = "alignment_buffer.jsonl"
 _FORMAT = "coderl_jax.alignment_buffer"
 _VERSION = 1

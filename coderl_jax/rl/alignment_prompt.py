@@ -18,7 +18,8 @@ conventions (about a quarter of the tokens): for small models trained to answer 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import typing
+from typing import TYPE_CHECKING, Literal
 
 from coderl_jax.rl.program_analysis import defines_solution_method
 
@@ -50,7 +51,8 @@ def _fence(text: str, language: str = "") -> str:
     return f"{ticks}{language}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
-PROMPT_STYLES: tuple[str, ...] = ("full", "concise")
+PromptStyle = Literal["full", "concise"]
+PROMPT_STYLES: tuple[str, ...] = typing.get_args(PromptStyle)
 
 
 def render_prompt(task: AlignmentTask, style: str = "full") -> str:

@@ -1,4 +1,9 @@
-"""`TrainBatch`: the fixed-shape device batch of one rollout, and its transfer to the mesh.
+"""`TrainBatch`: the contract between RL and the train step, its packing, and its transfer.
+
+RL produces a `TrainBatch` from a step's rollouts (`coderl_jax.rl.rollout`); the train step
+(`coderl_jax.train.step`) consumes it. `Sequences` is its token part alone: what a scorer
+(`coderl_jax.train.step.make_logprobs_fn`) reads, e.g. the reference policy before the
+rewards are known.
 
 Rows are sampled sequences (prompt + response, B = prompts x G); columns are token
 positions. Every per-token array is aligned with ``tokens``: entry ``[i, t]`` concerns the
@@ -18,8 +23,8 @@ Tunix slice their logits to the response. `with_response_start` sets it from the
 mask, rounded down so that a run compiles only a few variants.
 
 Rows may be padded on both sides (the sampler left-pads prompts and right-pads
-completions); `right_align` moves each row's tokens to the left edge, the layout that
-fused (cuDNN) attention requires. In that layout the columns after a row's last real token
+completions); `left_align` moves each row's tokens to the left edge (padding only on the
+right), the layout that fused (cuDNN) attention requires. In that layout the columns after a row's last real token
 are padding, so a micro-batch of short rows can be cut short (`trim_columns`, used by the
 train step with ``TrainConfig.micro_batch_width_multiple``); `group_rows_by_length` orders
 rows so that each micro-batch holds rows of similar length.
@@ -27,6 +32,7 @@ rows so that each micro-batch holds rows of similar length.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import flax.struct
@@ -34,12 +40,30 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
 
-TASK_CODE = 0  # code-generation rollouts (pass/fail reward)
-TASK_ALIGNMENT = 1  # execution-semantics alignment rollouts
-TASK_KINDS = {"code": TASK_CODE, "alignment": TASK_ALIGNMENT}
+
+class TaskKind(enum.IntEnum):
+    """The two prompt kinds of a CodeRL+ batch; the value is `TrainBatch.task_kind`'s."""
+
+    CODE = 0  # code generation: pass/fail reward from running the tests
+    ALIGNMENT = 1  # execution semantics alignment: per-variable reward
+
+    @property
+    def metric_name(self) -> str:
+        """The kind's segment of metric keys: ``rollout/code/...``, ``rollout/align/...``."""
+        return "code" if self is TaskKind.CODE else "align"
+
+
+@flax.struct.dataclass
+class Sequences:
+    """Packed token rows (prompt + response): what a log-prob scorer reads."""
+
+    tokens: Any  # [B, T] int32 token ids
+    attention_mask: Any  # [B, T] int32, 1 = real token, 0 = padding
+    positions: Any  # [B, T] int32 RoPE positions (0 at each row's first real token)
+    # Static: no row has loss before this column, so log-probs there are not computed.
+    response_start: int = flax.struct.field(pytree_node=False, default=0)
 
 
 @flax.struct.dataclass
@@ -52,7 +76,7 @@ class TrainBatch:
     loss_mask: Any  # [B, T] float32, 1 = response token that counts in the loss
     advantages: Any  # [B] or [B, T] float32
     rewards: Any  # [B] float32 (metrics only)
-    task_kind: Any  # [B] int32: TASK_CODE or TASK_ALIGNMENT (metrics only)
+    task_kind: Any  # [B] int32 `TaskKind` values (metrics only)
     old_logprobs: Any = None  # [B, T] float32 behaviour log-probs, or None
     ref_logprobs: Any = None  # [B, T] float32 reference log-probs, or None
     # Static: loss_mask[:, :response_start] is 0, so log-probs there are not computed.
@@ -62,6 +86,11 @@ class TrainBatch:
     def shape(self) -> tuple[int, int]:
         """(B, T)."""
         return tuple(self.tokens.shape)
+
+    @property
+    def sequences(self) -> Sequences:
+        """The token part (what a scorer reads)."""
+        return Sequences(self.tokens, self.attention_mask, self.positions, self.response_start)
 
     def validate(self) -> None:
         """Raises ValueError naming the field whose shape or dtype is wrong (host-side)."""
@@ -119,7 +148,7 @@ def with_response_start(batch: TrainBatch, multiple: int = 32) -> TrainBatch:
     return batch.replace(response_start=shared_response_start(first, multiple))
 
 
-# Fields with one entry per token ([B, T]); `right_align` moves them together.
+# Fields with one entry per token ([B, T]); `left_align` moves them together.
 _PER_TOKEN_FIELDS = (
     "tokens",
     "attention_mask",
@@ -131,13 +160,13 @@ _PER_TOKEN_FIELDS = (
 )
 
 
-def right_align_columns(attention_mask_BxT: np.ndarray) -> np.ndarray:
+def left_align_columns(attention_mask_BxT: np.ndarray) -> np.ndarray:
     """Gather indices [B, T] that move each row left by its number of leading pad tokens.
 
     Row ``b`` of the result is ``(arange(T) + lead_b) % T``: its real tokens land in
     columns ``[0, length_b)`` and its leading padding wraps to the end. Raises ValueError
     naming the first row whose real tokens are not contiguous (padding between them),
-    which no shift can right-align.
+    which no shift can left-align.
     """
     real_BxT = np.asarray(attention_mask_BxT) != 0
     if real_BxT.ndim != 2:
@@ -157,7 +186,7 @@ def right_align_columns(attention_mask_BxT: np.ndarray) -> np.ndarray:
     return columns_BxT
 
 
-def right_align(batch: TrainBatch) -> TrainBatch:
+def left_align(batch: TrainBatch | Sequences) -> TrainBatch | Sequences:
     """The same rows with each row's real tokens moved to columns ``[0, length)``.
 
     Every per-token field (tokens, attention_mask, positions, loss_mask, per-token
@@ -167,13 +196,13 @@ def right_align(batch: TrainBatch) -> TrainBatch:
     token is the same: a decoder gives the same log-prob for each real token, and the
     loss is unchanged. Fused attention (``ModelConfig.attention_impl`` "cudnn") requires
     this layout because cuDNN takes padding as row lengths. Rows must be
-    [pad..., real..., pad...] (see `right_align_columns`). Host-side (numpy).
+    [pad..., real..., pad...] (see `left_align_columns`). Host-side (numpy).
     """
-    columns_BxT = right_align_columns(batch.attention_mask)
+    columns_BxT = left_align_columns(batch.attention_mask)
     b, t = columns_BxT.shape
     moved = {}
     for name in _PER_TOKEN_FIELDS:
-        value = getattr(batch, name)
+        value = getattr(batch, name, None)
         if value is not None and np.shape(value) == (b, t):
             moved[name] = np.take_along_axis(np.asarray(value), columns_BxT, axis=1)
     return batch.replace(**moved)
@@ -223,7 +252,7 @@ def group_rows_by_length(
 def trim_columns(batch: TrainBatch, width: int) -> TrainBatch:
     """The batch's first ``width`` columns (every [B, T] field; per-row fields as they are).
     Exact when every column from ``width`` on is padding in every row, as after
-    `right_align` (``width`` >= the largest `row_ends`): causal attention never lets a
+    `left_align` (``width`` >= the largest `row_ends`): causal attention never lets a
     real token see a later column. Works on host and traced arrays."""
     b, t = batch.tokens.shape
     if not batch.response_start < width <= t:
@@ -236,14 +265,10 @@ def trim_columns(batch: TrainBatch, width: int) -> TrainBatch:
     return batch.replace(**cut)
 
 
-def batch_shardings(batch: TrainBatch, mesh: Mesh) -> TrainBatch:
-    """A TrainBatch of NamedShardings: every array's rows over the (data, fsdp) axes."""
-    return jax.tree.map(lambda x: mesh_lib.batch_sharding(mesh, np.ndim(x)), batch)
-
-
-def device_put_batch(batch: TrainBatch, mesh: Mesh) -> TrainBatch:
-    """Places a host batch on the mesh. Single process: ``batch`` is the global batch;
-    multi-process: ``batch`` is this process's contiguous share of rows (see
-    `coderl_jax.parallel.mesh.global_batch_array`)."""
-    batch.validate()
+def device_put_batch(batch: TrainBatch | Sequences, mesh: Mesh) -> TrainBatch | Sequences:
+    """Places a host batch on the mesh, rows over (data, fsdp). Single process: ``batch``
+    is the global batch; multi-process: this process's contiguous share of rows (see
+    `coderl_jax.parallel.multihost.global_batch_array`). A `TrainBatch` is validated first."""
+    if isinstance(batch, TrainBatch):
+        batch.validate()
     return jax.tree.map(lambda x: multihost.global_batch_array(np.asarray(x), mesh), batch)

@@ -259,3 +259,15 @@ def apply_overlong_penalty(
     return rewards + overlong_penalty(
         response_lengths, max_response_len, overlong_buffer_len, penalty_factor
     )
+
+
+def kept_rows(accumulator: DynamicSamplingBatch, num_rows: int) -> list[tuple[int, int]]:
+    """``(round, row)`` of each row of the step's batch: the kept samples in order, then,
+    when the rounds ran out before ``num_rows`` informative rows, the first round's other
+    rows in order (their groups have equal rewards, so zero advantages: they add no
+    gradient, only tokens to the mean). Takes the accumulator's samples (`take`)."""
+    kept = accumulator.take(allow_partial=True)
+    rows = list(zip(kept.round_index.tolist(), kept.sample_index.tolist()))
+    used = set(rows)
+    rows += [(0, n) for n in range(num_rows) if (0, n) not in used][: num_rows - len(rows)]
+    return rows

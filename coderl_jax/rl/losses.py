@@ -11,17 +11,11 @@ contributes nothing and an all-empty batch aggregates to 0 instead of 0/0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
-
-KLKind = Literal["k1", "kl", "abs", "k2", "mse", "k3", "low_var_kl"]
-AggMode = Literal[
-    "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
-]
-AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-KL_KINDS = ("k1", "kl", "abs", "k2", "mse", "k3", "low_var_kl")
 
 # Log-ratio clamp before exp(): keeps ratios finite when the policy and the behaviour policy
 # disagree wildly (verl uses the same +-20 bound).
@@ -53,7 +47,7 @@ def masked_mean(values: jax.Array, mask: jax.Array, axis: int | None = None) -> 
     return safe_divide(jnp.sum(values * mask, axis=axis), jnp.sum(mask, axis=axis))
 
 
-def kl_penalty(logp: jax.Array, ref_logp: jax.Array, kind: KLKind) -> jax.Array:
+def kl_penalty(logp: jax.Array, ref_logp: jax.Array, kind: str) -> jax.Array:
     """Per-token estimate of KL(pi || pi_ref) from sampled-token log-probabilities.
 
     With ``d = logp - ref_logp`` (samples drawn from pi):
@@ -71,30 +65,39 @@ def kl_penalty(logp: jax.Array, ref_logp: jax.Array, kind: KLKind) -> jax.Array:
     Args:
       logp: ``[B, T]`` log-probs of the sampled tokens under the current policy.
       ref_logp: ``[B, T]`` log-probs under the reference policy.
-      kind: one of ``KL_KINDS``.
+      kind: a name in ``KL_ESTIMATORS``.
 
     Returns:
       ``[B, T]`` float32 (unmasked; aggregate with ``aggregate_loss``).
     """
     _check_same_shape(logp=logp, ref_logp=ref_logp)
-    logp = jnp.asarray(logp, jnp.float32)
-    ref_logp = jnp.asarray(ref_logp, jnp.float32)
-    if kind in ("k1", "kl"):
-        return logp - ref_logp
-    if kind == "abs":
-        return jnp.abs(logp - ref_logp)
-    if kind in ("k2", "mse"):
-        return 0.5 * jnp.square(logp - ref_logp)
-    if kind in ("k3", "low_var_kl"):
-        x = jnp.clip(ref_logp - logp, -_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
-        return jnp.clip(jnp.exp(x) - x - 1.0, -10.0, 10.0)
-    raise ValueError(f"kl_penalty kind={kind!r}; expected one of {KL_KINDS}")
+    if kind not in KL_ESTIMATORS:
+        raise ValueError(f"kl_penalty kind={kind!r}; expected one of {tuple(KL_ESTIMATORS)}")
+    return KL_ESTIMATORS[kind](jnp.asarray(logp, jnp.float32), jnp.asarray(ref_logp, jnp.float32))
+
+
+def _k3(logp: jax.Array, ref_logp: jax.Array) -> jax.Array:
+    x = jnp.clip(ref_logp - logp, -_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+    return jnp.clip(jnp.exp(x) - x - 1.0, -10.0, 10.0)
+
+
+# KL estimators by name (verl's names and aliases): (logp, ref_logp) -> [B, T].
+KL_ESTIMATORS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "k1": lambda logp, ref: logp - ref,
+    "kl": lambda logp, ref: logp - ref,
+    "abs": lambda logp, ref: jnp.abs(logp - ref),
+    "k2": lambda logp, ref: 0.5 * jnp.square(logp - ref),
+    "mse": lambda logp, ref: 0.5 * jnp.square(logp - ref),
+    "k3": _k3,
+    "low_var_kl": _k3,
+}
+KLKind = Literal[tuple(KL_ESTIMATORS)]
 
 
 def aggregate_loss(
     loss_mat: jax.Array,
     mask: jax.Array,
-    mode: AggMode,
+    mode: str,
     loss_scale_factor: float | None = None,
 ) -> jax.Array:
     """Reduce a per-token loss ``[B, T]`` to a scalar (verl ``agg_loss``).
@@ -114,7 +117,7 @@ def aggregate_loss(
     Args:
       loss_mat: ``[B, T]`` per-token loss.
       mask: ``[B, T]`` 0/1 float mask.
-      mode: one of ``AGG_MODES``.
+      mode: a name in ``AGGREGATIONS``.
       loss_scale_factor: divisor for ``seq-mean-token-sum-norm``; defaults to ``T``.
 
     Returns:
@@ -123,23 +126,43 @@ def aggregate_loss(
     _check_same_shape(loss_mat=loss_mat, mask=mask)
     if jnp.ndim(loss_mat) != 2:
         raise ValueError(f"aggregate_loss expects [B, T] arrays, got shape {jnp.shape(loss_mat)}")
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"aggregate_loss mode={mode!r}; expected one of {tuple(AGGREGATIONS)}")
+    if loss_scale_factor is not None and loss_scale_factor <= 0:
+        raise ValueError(f"loss_scale_factor must be > 0, got {loss_scale_factor}")
     loss_mat = jnp.asarray(loss_mat, jnp.float32)
     mask = jnp.asarray(mask, jnp.float32)
-    if mode == "token-mean":
-        return masked_mean(loss_mat, mask)
-    row_sums = jnp.sum(loss_mat * mask, axis=-1)
-    row_counts = jnp.sum(mask, axis=-1)
-    non_empty = (row_counts > 0).astype(jnp.float32)
-    if mode == "seq-mean-token-sum":
-        return masked_mean(row_sums, non_empty)
-    if mode == "seq-mean-token-mean":
-        return masked_mean(safe_divide(row_sums, row_counts), non_empty)
-    if mode == "seq-mean-token-sum-norm":
-        divisor = loss_mat.shape[-1] if loss_scale_factor is None else loss_scale_factor
-        if isinstance(divisor, (int, float)) and divisor <= 0:
-            raise ValueError(f"loss_scale_factor must be > 0, got {divisor}")
-        return jnp.sum(row_sums) / divisor
-    raise ValueError(f"aggregate_loss mode={mode!r}; expected one of {AGG_MODES}")
+    return AGGREGATIONS[mode](loss_mat, mask, loss_scale_factor)
+
+
+def _row_sums_counts(loss_mat: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.sum(loss_mat * mask, axis=-1), jnp.sum(mask, axis=-1)
+
+
+def _seq_mean_token_sum(loss_mat, mask, _scale):
+    sums, counts = _row_sums_counts(loss_mat, mask)
+    return masked_mean(sums, (counts > 0).astype(jnp.float32))
+
+
+def _seq_mean_token_mean(loss_mat, mask, _scale):
+    sums, counts = _row_sums_counts(loss_mat, mask)
+    return masked_mean(safe_divide(sums, counts), (counts > 0).astype(jnp.float32))
+
+
+def _seq_mean_token_sum_norm(loss_mat, mask, scale):
+    sums, _ = _row_sums_counts(loss_mat, mask)
+    return jnp.sum(sums) / (loss_mat.shape[-1] if scale is None else scale)
+
+
+# Loss aggregations by name (verl's agg_loss modes; see `aggregate_loss`):
+# (loss [B, T], mask [B, T], loss_scale_factor) -> scalar.
+AGGREGATIONS: dict[str, Callable[[jax.Array, jax.Array, float | None], jax.Array]] = {
+    "token-mean": lambda loss_mat, mask, _scale: masked_mean(loss_mat, mask),
+    "seq-mean-token-sum": _seq_mean_token_sum,
+    "seq-mean-token-mean": _seq_mean_token_mean,
+    "seq-mean-token-sum-norm": _seq_mean_token_sum_norm,
+}
+AggMode = Literal[tuple(AGGREGATIONS)]
 
 
 def _clipped_surrogate(
@@ -162,7 +185,7 @@ def ppo_clip_loss(
     clip_ratio_low: float = 0.2,
     clip_ratio_high: float = 0.2,
     clip_ratio_c: float = 3.0,
-    agg_mode: AggMode = "token-mean",
+    agg_mode: str = "token-mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Dual-clip PPO policy loss (verl ``compute_policy_loss``, "vanilla").
 
@@ -223,7 +246,7 @@ def gspo_loss(
     mask: jax.Array,
     clip_ratio_low: float = 3e-4,
     clip_ratio_high: float = 4e-4,
-    agg_mode: AggMode = "seq-mean-token-mean",
+    agg_mode: str = "seq-mean-token-mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Group Sequence Policy Optimization loss (Zheng et al. 2025, arXiv 2507.18071).
 
@@ -265,3 +288,16 @@ def gspo_loss(
         "ppo_kl": masked_mean(-log_ratio, mask),
     }
     return loss, jax.lax.stop_gradient(metrics)
+
+
+def _gspo(logp, old_logp, advantages, mask, clip_ratio_low, clip_ratio_high, _c, agg_mode):
+    return gspo_loss(logp, old_logp, advantages, mask, clip_ratio_low, clip_ratio_high, agg_mode)
+
+
+# Policy losses by name: (logp, old_logp, advantages, mask, clip_ratio_low, clip_ratio_high,
+# clip_ratio_c, agg_mode) -> (loss, metrics). GSPO has no dual clip (clip_ratio_c unused).
+POLICY_LOSSES: dict[str, Callable[..., tuple[jax.Array, dict[str, jax.Array]]]] = {
+    "ppo_clip": ppo_clip_loss,
+    "gspo": _gspo,
+}
+PolicyLoss = Literal[tuple(POLICY_LOSSES)]

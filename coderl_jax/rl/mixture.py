@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from coderl_jax.rl.alignment import AlignmentTask
-from coderl_jax.rl.alignment_buffer import SAMPLING_STRATEGIES, AlignmentBuffer
+from coderl_jax.rl.alignment import AlignmentConfig, AlignmentTask
+from coderl_jax.rl.alignment_buffer import AlignmentBuffer, SamplingStrategy
+from coderl_jax.rl.batch import TaskKind
+from coderl_jax.settings import ConfigError, check_choices, require
 
 
 def mixture_mode(alpha: float) -> str:
@@ -45,19 +47,32 @@ def mixture_mode(alpha: float) -> str:
 class MixtureConfig:
     """How each step's prompts are split between the two tasks."""
 
-    alpha: float = 0.6  # fraction of code-generation prompts (paper: 0.6)
-    sampling: str = "recent"  # alignment buffer strategy: "recent" | "random" | "balanced"
+    alpha: float = 0.6  # fraction of code-generation prompts (1: plain GRPO; 0: alignment only)
+    sampling: SamplingStrategy = "recent"  # how alignment tasks are drawn from the buffer
 
     def __post_init__(self):
-        mixture_mode(self.alpha)
-        if self.sampling not in SAMPLING_STRATEGIES:
-            raise ValueError(
-                f"MixtureConfig.sampling must be one of {SAMPLING_STRATEGIES}, got {self.sampling!r}"
-            )
+        check_choices(self)
+        try:
+            mixture_mode(self.alpha)
+        except ValueError as e:
+            raise ConfigError("alpha", str(e)) from None
 
     @property
     def mode(self) -> str:
         return mixture_mode(self.alpha)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignmentTaskConfig:
+    """The execution-semantics-alignment task (CodeRL+'s contribution)."""
+
+    mixture: MixtureConfig = MixtureConfig()  # α and the buffer's sampling strategy
+    conversion: AlignmentConfig = AlignmentConfig()  # failure -> task rules
+    buffer_capacity: int = 20000  # tasks kept (official: 20k)
+    pool_files: tuple[str, ...] = ()  # alignment_only (α=0): buffer JSONL files of earlier runs
+
+    def __post_init__(self):
+        require(self.buffer_capacity >= 1, "buffer_capacity", "must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +125,9 @@ class MixedBatch:
     plan: MixturePlan
 
     @property
-    def kinds(self) -> list[str]:
-        """``"code"`` or ``"align"`` per prompt, in batch order."""
-        return ["code"] * len(self.code) + ["align"] * len(self.align)
+    def kinds(self) -> list[TaskKind]:
+        """The kind of each prompt, in batch order."""
+        return [TaskKind.CODE] * len(self.code) + [TaskKind.ALIGNMENT] * len(self.align)
 
 
 def draw_mixed_batch(

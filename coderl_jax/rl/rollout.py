@@ -5,7 +5,7 @@ alignment tasks; see `coderl_jax.rl.mixture`) are sampled G times each. Code com
 are executed against their tests in the sandbox pool (reward 1/0); alignment completions
 are parsed and scored per variable (`coderl_jax.rl.rewards`). Advantages are computed
 within each prompt's group of G, for both kinds alike, and everything is packed into one
-fixed-shape `TrainBatch` whose rows are right-aligned (`coderl_jax.rl.batch.right_align`).
+fixed-shape `TrainBatch` whose rows are left-aligned (`coderl_jax.rl.batch.left_align`).
 
 Overlap: the prompts are split into ``overlap_chunks`` chunks. Chunk k+1 is dispatched to
 the device (JAX dispatches asynchronously) before the host executes chunk k's programs,
@@ -23,48 +23,84 @@ import collections
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import numpy as np
 
-from coderl_jax.config import RolloutConfig
 from coderl_jax.data.problems import Problem, code_generation_messages, render_prompt
-from coderl_jax.models.sampler import FINISH_STOP, Sampler, left_pad
+from coderl_jax.models.sampler import FINISH_STOP, Sampler, SamplingConfig, left_pad
 from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
-from coderl_jax.rl import advantages as adv
 from coderl_jax.rl import dapo, rewards
+from coderl_jax.rl.advantages import ADVANTAGE_ESTIMATORS, AdvantageEstimator
 from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
 from coderl_jax.rl.batch import (
-    TASK_ALIGNMENT,
-    TASK_CODE,
+    Sequences,
+    TaskKind,
     TrainBatch,
-    right_align,
-    right_align_columns,
+    device_put_batch,
+    left_align,
     shared_response_start,
 )
+from coderl_jax.settings import check_choices, require
 
-CODE, ALIGN = "code", "align"
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+    """Sampling, execution and rewards of one RL step."""
+
+    prompts_per_step: int = 16  # B: prompts per step (code + alignment)
+    num_samples: int = 8  # G: completions per prompt (one GRPO group)
+    sampling: SamplingConfig = SamplingConfig(max_new_tokens=96, temperature=1.0)
+    advantage_estimator: AdvantageEstimator = "grpo"  # how rewards become advantages
+    exec_timeout_s: float = 5.0  # wall-clock limit per program (all its tests)
+    float_tolerance: float | None = None  # stdio tests: compare float tokens within this
+    num_sandbox_workers: int | None = None  # sandbox pool size (None: CPU count)
+    overlap_chunks: int = 2  # split generation so execution of chunk k overlaps chunk k+1
+    # Alignment reward: "official" (0.1 + 0.9 * fraction right) or "paper" (the fraction).
+    alignment_reward_mode: Literal["official", "paper"] = "official"
+    overlong_buffer_len: int = 0  # DAPO soft overlong punishment window (0: off)
+    dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ
+    max_sampling_rounds: int = 3  # dynamic sampling: rollout rounds per step at most
+
+    def __post_init__(self):
+        check_choices(self)
+        require(self.prompts_per_step >= 1, "prompts_per_step", "must be >= 1")
+        require(self.num_samples >= 1, "num_samples", "must be >= 1")
+        require(self.exec_timeout_s > 0, "exec_timeout_s", "must be > 0")
+        require(self.overlap_chunks >= 1, "overlap_chunks", "must be >= 1")
+        require(self.max_sampling_rounds >= 1, "max_sampling_rounds", "must be >= 1")
+        require(self.overlong_buffer_len >= 0, "overlong_buffer_len", "must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
 class PromptItem:
     """One prompt of a step: its kind, token ids and the problem or task it came from."""
 
-    kind: str  # CODE or ALIGN
+    kind: TaskKind
     token_ids: tuple[int, ...]
     source: Problem | AlignmentTask
 
 
+def _encode(tokenizer, messages: list[dict[str, str]]) -> tuple[int, ...]:
+    text = render_prompt(messages, tokenizer)
+    return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def code_prompt(problem: Problem, tokenizer, system_prompt: str | None = None) -> PromptItem:
-    text = render_prompt(code_generation_messages(problem, system_prompt=system_prompt), tokenizer)
-    return PromptItem(CODE, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), problem)
+    messages = code_generation_messages(problem, system_prompt=system_prompt)
+    return PromptItem(TaskKind.CODE, _encode(tokenizer, messages), problem)
 
 
 def alignment_prompt(task: AlignmentTask, tokenizer, style: str = "full") -> PromptItem:
-    text = render_prompt([{"role": "user", "content": task.prompt(style)}], tokenizer)
-    return PromptItem(ALIGN, tuple(tokenizer(text, add_special_tokens=False)["input_ids"]), task)
+    messages = [{"role": "user", "content": task.prompt(style)}]
+    return PromptItem(TaskKind.ALIGNMENT, _encode(tokenizer, messages), task)
+
+
+def prompt_token_count(tokenizer, user_message: str) -> int:
+    """Tokens of a one-message prompt as sampled (chat template included)."""
+    return len(_encode(tokenizer, [{"role": "user", "content": user_message}]))
 
 
 @dataclasses.dataclass
@@ -79,29 +115,6 @@ class Rollouts:
     phase_seconds: dict[str, float]
 
 
-def group_advantages(
-    estimator: str, rewards_N: np.ndarray, group_size: int, loss_mask_NxT: np.ndarray
-) -> np.ndarray:
-    """[N] (sequence-level estimators) or [N, T] (REINFORCE++ variants) advantages."""
-    r = np.asarray(rewards_N, np.float32)
-    if estimator == "grpo":
-        return np.asarray(adv.grpo_advantages(r, group_size))
-    if estimator == "drgrpo":
-        return np.asarray(adv.grpo_advantages(r, group_size, norm_by_std=False))
-    if estimator == "rloo":
-        return np.asarray(adv.rloo_advantages(r, group_size))
-    mask = np.asarray(loss_mask_NxT, np.float32)
-    if estimator == "reinforce_pp_baseline":
-        return np.asarray(adv.reinforce_pp_baseline_advantages(r, group_size, mask))
-    if estimator == "reinforce_pp":
-        # The sequence reward sits on the last completion token.
-        last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
-        token_rewards = np.zeros_like(mask)
-        token_rewards[np.arange(len(r)), last] = r * (mask.sum(1) > 0)
-        return np.asarray(adv.reinforce_pp_advantages(token_rewards, mask))
-    raise ValueError(f"unknown advantage estimator {estimator!r}")
-
-
 class RolloutRunner:
     """Turns a step's prompts into a `Rollouts` (see the module docstring)."""
 
@@ -111,7 +124,8 @@ class RolloutRunner:
         tokenizer,
         sampler: Sampler,
         check_batch: Callable,
-        reference_logprobs: Callable | None = None,
+        score: Callable[[Any, Sequences], jax.Array] | None = None,
+        reference_params: Any = None,
     ):
         """
         Args:
@@ -119,16 +133,17 @@ class RolloutRunner:
           tokenizer: decodes completions.
           sampler: a `Sampler` whose SamplingConfig holds the stop and pad ids.
           check_batch: ``SandboxPool.check_batch``.
-          reference_logprobs: ``(tokens, attention_mask, positions, response_start) -> [N, W]``
-            log-probs of the frozen reference policy on right-aligned rows (jitted,
-            asynchronous; columns before ``response_start`` may be 0), or None when
-            kl_coef = 0.
+          score: ``(params, Sequences) -> [N, T]`` token log-probs on the sampler's mesh
+            (`coderl_jax.train.step.make_logprobs_fn`; asynchronous), used with
+            ``reference_params`` for the KL term's reference log-probs.
+          reference_params: the frozen reference policy, or None when kl_coef = 0.
         """
         self.config = config
         self.tokenizer = tokenizer
         self.sampler = sampler
         self.check_batch = check_batch
-        self.reference_logprobs = reference_logprobs
+        self.score = score
+        self.reference_params = reference_params
 
     def run(self, params, items: Sequence[PromptItem], key: jax.Array) -> Rollouts:
         cfg, g = self.config, self.config.num_samples
@@ -136,7 +151,7 @@ class RolloutRunner:
         start = time.perf_counter()
         lengths = [len(item.token_ids) for item in items]
         width = self.sampler.config.bucket_for(multihost.max_over_processes(max(lengths)))
-        # Rows are right-aligned below: every response starts at or after the shortest prompt.
+        # Rows are left-aligned below: every response starts at or after the shortest prompt.
         response_start = shared_response_start(min(lengths))
         tokens, mask = left_pad(
             [item.token_ids for item in items], width, self.sampler.config.pad_id
@@ -159,15 +174,14 @@ class RolloutRunner:
             if c + 1 < num_chunks:
                 pending = dispatch(c + 1)  # runs on the device while chunk c executes
             outputs.append(out)
-            if c + 1 == num_chunks and self.reference_logprobs is not None:
+            if c + 1 == num_chunks and self.reference_params is not None:
                 full = _concat(outputs)
-                columns = right_align_columns(full.attention_mask)
-                ref_future = self.reference_logprobs(
-                    *(
-                        np.take_along_axis(x, columns, axis=1)
-                        for x in (full.tokens, full.attention_mask, full.positions)
-                    ),
-                    response_start,
+                sequences = Sequences(
+                    full.tokens, full.attention_mask, full.positions, response_start
+                )
+                ref_future = self.score(
+                    self.reference_params,
+                    device_put_batch(left_align(sequences), self.sampler.mesh),
                 )
             t0 = time.perf_counter()
             host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
@@ -177,9 +191,9 @@ class RolloutRunner:
         out = _concat(outputs)
         completions = [text for h in host for text in h["completions"]]
         rewards_N = np.concatenate([h["rewards"] for h in host])
-        kinds_N = np.repeat([TASK_CODE if i.kind == CODE else TASK_ALIGNMENT for i in items], g)
+        kinds_N = np.repeat([item.kind for item in items], g)
         if cfg.overlong_buffer_len:
-            code_rows = kinds_N == TASK_CODE
+            code_rows = kinds_N == TaskKind.CODE
             rewards_N[code_rows] = dapo.apply_overlong_penalty(
                 rewards_N[code_rows],
                 out.completion_lengths[code_rows],
@@ -187,7 +201,9 @@ class RolloutRunner:
                 cfg.overlong_buffer_len,
             )
         loss_mask = out.loss_mask.astype(np.float32)
-        advantages = group_advantages(cfg.advantage_estimator, rewards_N, g, loss_mask)
+        advantages = np.asarray(
+            ADVANTAGE_ESTIMATORS[cfg.advantage_estimator](rewards_N, g, loss_mask)
+        )
         old_logprobs = np.zeros(loss_mask.shape, np.float32)
         old_logprobs[:, width:] = out.logprobs
         ref = None
@@ -205,9 +221,9 @@ class RolloutRunner:
             task_kind=kinds_N.astype(np.int32),
             old_logprobs=old_logprobs,
         )
-        # Right-aligned rows (the layout fused attention needs; exact for the einsum too);
-        # the reference log-probs were computed on right-aligned rows already.
-        batch = right_align(batch).replace(ref_logprobs=ref, response_start=response_start)
+        # Left-aligned rows (the layout fused attention needs; exact for the einsum too);
+        # the reference log-probs were computed on left-aligned rows already.
+        batch = left_align(batch).replace(ref_logprobs=ref, response_start=response_start)
         metrics = _metrics(host, rewards_N, kinds_N, out, g)
         times["rollout_total"] = time.perf_counter() - start
         candidates = [c for h in host for c in h["candidates"]]
@@ -230,8 +246,10 @@ class RolloutRunner:
             for row, n in zip(out.completion_tokens, out.completion_lengths)
         ]
         rewards_N = np.zeros(len(completions), np.float32)
-        code_rows = [n for n in range(len(completions)) if items[n // g].kind == CODE]
-        align_rows = [n for n in range(len(completions)) if items[n // g].kind == ALIGN]
+        code_rows = [n for n in range(len(completions)) if items[n // g].kind == TaskKind.CODE]
+        align_rows = [
+            n for n in range(len(completions)) if items[n // g].kind == TaskKind.ALIGNMENT
+        ]
         result: dict[str, Any] = {
             "completions": completions,
             "candidates": [],
@@ -290,8 +308,8 @@ def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]
     for h in host:
         counts.update(h["counts"])
     metrics: dict[str, float] = {}
-    for name, kind in (("code", TASK_CODE), ("align", TASK_ALIGNMENT)):
-        rows = kinds_N == kind
+    for kind in TaskKind:
+        name, rows = kind.metric_name, kinds_N == kind
         if not rows.any():
             continue
         signal = dapo.informative_groups(rewards_N[rows], group_size)
@@ -308,6 +326,6 @@ def _metrics(host, rewards_N, kinds_N, out, group_size: int) -> dict[str, float]
                 rest = key[len(name) + 1 :]
                 # Outcome/parse counts become fractions of the kind's rollouts.
                 metrics[f"rollout/{name}/{rest}"] = value / total if "/" in rest else float(value)
-    if (kinds_N == TASK_CODE).any():
-        metrics["rollout/code/pass_rate"] = float(rewards_N[kinds_N == TASK_CODE].mean())
+    if (kinds_N == TaskKind.CODE).any():
+        metrics["rollout/code/pass_rate"] = float(rewards_N[kinds_N == TaskKind.CODE].mean())
     return metrics

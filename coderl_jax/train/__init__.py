@@ -13,7 +13,7 @@ Typical use (one rollout batch per call)::
         logged = late.push(metrics)  # previous step's metrics; raises on NaN/Inf
 """
 
-from coderl_jax.rl.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch, device_put_batch
+from coderl_jax.rl.batch import TaskKind, TrainBatch, device_put_batch
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.metrics import MetricsOneStepLate, check_finite
 from coderl_jax.train.state import (
@@ -26,8 +26,7 @@ from coderl_jax.train.state import (
 from coderl_jax.train.step import make_logprobs_fn, make_train_step, train_step
 
 __all__ = [
-    "TASK_ALIGNMENT",
-    "TASK_CODE",
+    "TaskKind",
     "MetricsOneStepLate",
     "TrainBatch",
     "TrainConfig",

@@ -93,7 +93,9 @@ def aggregation_denominator(mask_BxT: jax.Array, mode: str) -> jax.Array:
         return jnp.sum((jnp.sum(mask_BxT, axis=-1) > 0).astype(jnp.float32))
     if mode == "seq-mean-token-sum-norm":
         return jnp.asarray(1.0, jnp.float32)
-    raise ValueError(f"loss aggregation mode {mode!r}; expected one of {losses.AGG_MODES}")
+    raise ValueError(
+        f"loss aggregation mode {mode!r}; expected one of {tuple(losses.AGGREGATIONS)}"
+    )
 
 
 def token_advantages(advantages: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -154,21 +156,16 @@ def rl_loss(
     def aggregate(values_BxT):
         return losses.aggregate_loss(values_BxT, mask, mode, config.loss_scale_factor)
 
-    if config.policy_loss == "ppo_clip":
-        pg_loss, pg_metrics = losses.ppo_clip_loss(
-            logp,
-            old_logp,
-            advantages,
-            mask,
-            config.clip_ratio_low,
-            config.clip_ratio_high,
-            config.clip_ratio_c,
-            mode,
-        )
-    else:
-        pg_loss, pg_metrics = losses.gspo_loss(
-            logp, old_logp, advantages, mask, config.clip_ratio_low, config.clip_ratio_high, mode
-        )
+    pg_loss, pg_metrics = losses.POLICY_LOSSES[config.policy_loss](
+        logp,
+        old_logp,
+        advantages,
+        mask,
+        config.clip_ratio_low,
+        config.clip_ratio_high,
+        config.clip_ratio_c,
+        mode,
+    )
     if mode == "seq-mean-token-sum-norm" and config.loss_scale_factor is not None:
         # The policy losses divide by T in this mode; rescale to the configured divisor.
         pg_loss = pg_loss * mask.shape[-1] / config.loss_scale_factor

@@ -18,10 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coderl_jax.rl.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
+from coderl_jax.rl.batch import TaskKind, TrainBatch
 from coderl_jax.rl.losses import masked_mean
-
-_KIND_PREFIXES = {"code": TASK_CODE, "align": TASK_ALIGNMENT}
 
 
 def sequence_advantages(batch: TrainBatch) -> jax.Array:
@@ -43,8 +41,9 @@ def rollout_metrics(batch: TrainBatch) -> dict[str, jax.Array]:
         "train/tokens_total": jnp.sum(jnp.asarray(batch.attention_mask, jnp.float32)),
         "train/sequences": jnp.asarray(mask.shape[0], jnp.float32),
     }
-    for prefix, code in _KIND_PREFIXES.items():
-        selected = (batch.task_kind == code).astype(jnp.float32)
+    for kind in TaskKind:
+        prefix = kind.metric_name
+        selected = (batch.task_kind == kind).astype(jnp.float32)
         adv_mean = masked_mean(advantages, selected)
         metrics[f"rollout/{prefix}/count"] = jnp.sum(selected)
         metrics[f"rollout/{prefix}/reward_mean"] = masked_mean(rewards, selected)

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import optax
 
+from coderl_jax.settings import require
 from coderl_jax.train.config import TrainConfig
 
 # Leaf names (last key of the parameter path) that are never decayed.
@@ -28,6 +29,7 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
     if config.lr_schedule == "constant":
         after = optax.constant_schedule(peak)
     else:
+        require(config.decay_steps is not None, "decay_steps", "cosine decay needs a value")
         after = optax.cosine_decay_schedule(peak, config.decay_steps, alpha=config.final_lr_ratio)
     if config.warmup_steps == 0:
         return after

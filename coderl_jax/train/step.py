@@ -15,7 +15,7 @@ explicit in/out shardings and a donated state. Inside:
   compiled widths at run time (`micro_batch_widths`), so short rows cost less and no
   batch recompiles. Exact for any layout (`coderl_jax.rl.batch.trim_columns` drops
   only columns after every row's last real token); it saves compute when rows are
-  right-aligned and rows of similar length share micro-batches
+  left-aligned and rows of similar length share micro-batches
   (`coderl_jax.rl.batch.group_rows_by_length`, which the trainer applies).
 
 Splits interleave rows: mini-batch ``j`` of ``M`` holds rows ``j, j + M, j + 2M, ...``.

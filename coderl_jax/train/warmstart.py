@@ -17,31 +17,49 @@ cosine schedule).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from jax.sharding import Mesh
 
-from coderl_jax.config import WarmStartConfig
 from coderl_jax.data.problems import Problem
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.parallel import multihost
 from coderl_jax.rl.alignment import AlignmentConfig, reference_tasks
 from coderl_jax.rl.batch import (
-    TASK_ALIGNMENT,
-    TASK_CODE,
+    TaskKind,
     TrainBatch,
     device_put_batch,
     with_response_start,
 )
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt
+from coderl_jax.settings import require
 from coderl_jax.train import state as state_lib
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
 
 # (prompt token ids, response token ids, task kind)
 Example = tuple[tuple[int, ...], tuple[int, ...], int]
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStartConfig:
+    """Optional supervised phase before RL (reference solutions and alignment answers)."""
+
+    steps: int = 0  # optimizer steps; 0 skips the warm start (real checkpoints)
+    batch_size: int = 16  # examples per step
+    learning_rate: float = 3e-3  # peak (linear warmup 10% of steps, cosine to 10%)
+    alignment_fraction: float = 0.3  # share of examples that are alignment answers
+    num_problems: int = 0  # training problems whose references are used (0: all)
+
+    def __post_init__(self):
+        require(self.steps >= 0, "steps", "must be >= 0")
+        require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(0 <= self.alignment_fraction <= 1, "alignment_fraction", "must be in [0, 1]")
+        require(self.num_problems >= 0, "num_problems", "must be >= 0")
 
 
 def code_response(reference: str) -> str:
@@ -63,12 +81,16 @@ def warm_start_examples(
     def encode(text: str) -> tuple[int, ...]:
         return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    # No prompt-length filter: it bounds the RL batch's prompt width, which supervised
+    # batches (sized to their rows) do not share.
+    conversion = dataclasses.replace(conversion, max_prompt_tokens=None)
+
     with_refs = [p for p in problems if p.reference_solution]
     examples: list[Example] = [
         (
             code_prompt(p, tokenizer).token_ids,
             encode(code_response(p.reference_solution) + end_of_turn),
-            TASK_CODE,
+            TaskKind.CODE,
         )
         for p in with_refs
     ]
@@ -82,7 +104,7 @@ def warm_start_examples(
         for task in tasks:
             response = encode(task.reference_answer() + end_of_turn)
             prompt = alignment_prompt(task, tokenizer, conversion.prompt_style)
-            examples.append((prompt.token_ids, response, TASK_ALIGNMENT))
+            examples.append((prompt.token_ids, response, TaskKind.ALIGNMENT))
         counts["alignment_examples"] = len(tasks)
         counts.update({f"alignment_{k}": v for k, v in conversion_counts.items() if k != "tasks"})
     return examples, counts

@@ -28,7 +28,7 @@ from coderl_jax.learner import load_problems
 from coderl_jax.metrics import METRICS_FILENAME, read_metrics
 from coderl_jax.rl.alignment import reference_tasks
 from coderl_jax.rl.alignment_buffer import task_ages
-from coderl_jax.rl.rollout import alignment_prompt, code_prompt
+from coderl_jax.rl.rollout import alignment_prompt, code_prompt, prompt_token_count
 
 WORKDIR = os.environ.get("CODERL_WORKDIR", "runs/tiny_cpu")
 learner = loop.load(WORKDIR)
@@ -149,6 +149,7 @@ if not tasks:
             pool.run_batch,
             step=-1,
             config=conversion,
+            count_tokens=lambda message: prompt_token_count(learner.tokenizer, message),
         )
 items += fitting([alignment_prompt(t, learner.tokenizer, conversion.prompt_style) for t in tasks])
 
@@ -163,7 +164,7 @@ tokens, lengths = (
 for n, item in enumerate(items):
     prompt = learner.tokenizer.decode(list(item.token_ids), skip_special_tokens=True)
     completion = learner.tokenizer.decode(tokens[n, : lengths[n]], skip_special_tokens=True)
-    print(f"===== {item.kind} prompt {n} =====\n{prompt[-400:]}\n----- completion -----")
+    print(f"===== {item.kind.metric_name} prompt {n} =====\n{prompt[-400:]}\n----- completion -----")
     print(completion + "\n")
 
 # %% [markdown]

@@ -12,7 +12,7 @@ import pytest
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.fused_attention import fused_causal_attention
-from coderl_jax.rl.batch import right_align_columns
+from coderl_jax.rl.batch import left_align_columns
 
 # Jitted so that each test compiles once instead of dispatching op by op.
 _forward = jax.jit(transformer.forward, static_argnums=1, static_argnames=("return_kv",))
@@ -88,7 +88,7 @@ def test_right_aligned_fused_equals_left_padded_einsum():
     )
     tokens = np.random.default_rng(2).integers(1, 64, mask.shape).astype(np.int32) * mask
     einsum = np.asarray(_forward(params, config, tokens, mask))
-    columns = right_align_columns(mask)
+    columns = left_align_columns(mask)
     aligned_tokens = np.take_along_axis(tokens, columns, axis=1)
     aligned_mask = np.take_along_axis(mask, columns, axis=1)
     fused_config = config.replace(attention_impl="xla_fused")

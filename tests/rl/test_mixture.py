@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
+from coderl_jax.rl.batch import TaskKind
 from coderl_jax.rl.mixture import (
     MixtureConfig,
     draw_mixed_batch,
@@ -87,7 +88,7 @@ def test_draw_fills_with_code_while_buffer_is_small():
     second = draw_mixed_batch(6, config, code, buffer, rng)
     assert len(second.code) == 4 and len(second.align) == 2
     assert second.code[0] == "problem6"
-    assert second.kinds == ["code"] * 4 + ["align"] * 2
+    assert second.kinds == [TaskKind.CODE] * 4 + [TaskKind.ALIGNMENT] * 2
     buffer.add([make_task("p", 2, i) for i in range(2, 10)])
     third = draw_mixed_batch(6, config, code, buffer, rng)
     assert len(third.code) == 3 and third.plan.align_shortfall == 0

@@ -14,7 +14,7 @@ from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.rl.batch import (
     device_put_batch,
     group_rows_by_length,
-    right_align,
+    left_align,
     row_ends,
     trim_columns,
     with_response_start,
@@ -25,8 +25,8 @@ from coderl_jax.train.config import TrainConfig
 
 
 def _aligned_batch(rows=16, length=32, seed=0):
-    """Right-aligned rows ending between columns 6 and 16 of 32, with reference log-probs."""
-    batch = right_align(rollout_batch(rows=rows, length=length, seed=seed))
+    """Left-aligned rows ending between columns 6 and 16 of 32, with reference log-probs."""
+    batch = left_align(rollout_batch(rows=rows, length=length, seed=seed))
     ref = np.random.default_rng(seed + 1).normal(-3.0, 0.5, (rows, length)).astype(np.float32)
     return batch.replace(ref_logprobs=ref)
 

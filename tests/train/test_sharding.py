@@ -14,7 +14,7 @@ from update_checks import SMOOTH_ADAM, assert_same_update
 
 from coderl_jax.models import transformer
 from coderl_jax.parallel import mesh as mesh_lib
-from coderl_jax.rl.batch import device_put_batch, group_rows_by_length, right_align
+from coderl_jax.rl.batch import device_put_batch, group_rows_by_length, left_align
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
 from coderl_jax.train.config import TrainConfig
@@ -98,7 +98,7 @@ def test_micro_batches_cut_to_length_on_a_sharded_mesh(single_device_result):
     from train_batches import rollout_batch
 
     config, params, _, _ = single_device_result
-    batch = group_rows_by_length(right_align(with_reference(rollout_batch(ROWS, length=32))), 1, 2)
+    batch = group_rows_by_length(left_align(with_reference(rollout_batch(ROWS, length=32))), 1, 2)
     expected, expected_metrics, _ = run_step(
         config, params, batch, mesh_lib.make_mesh(1, 1, 1, devices=jax.devices()[:1])
     )

@@ -2,9 +2,13 @@
 
 import numpy as np
 
-from coderl_jax.config import WarmStartConfig
 from coderl_jax.train.config import TrainConfig
-from coderl_jax.train.warmstart import length_bucketed_batches, pack_examples, sft_train_config
+from coderl_jax.train.warmstart import (
+    WarmStartConfig,
+    length_bucketed_batches,
+    pack_examples,
+    sft_train_config,
+)
 
 
 def test_pack_examples_right_pads_with_loss_on_responses():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from coderl_jax.models.config import ModelConfig
-from coderl_jax.rl.batch import TASK_ALIGNMENT, TASK_CODE, TrainBatch
+from coderl_jax.rl.batch import TaskKind, TrainBatch
 
 
 def small_model_config() -> ModelConfig:
@@ -46,5 +46,5 @@ def rollout_batch(rows: int = 8, length: int = 16, seed: int = 0, vocab: int = 9
         loss_mask=loss_mask,
         advantages=rng.normal(size=rows).astype(np.float32),
         rewards=(rng.random(rows) > 0.5).astype(np.float32),
-        task_kind=np.where(np.arange(rows) % 4 == 0, TASK_ALIGNMENT, TASK_CODE).astype(np.int32),
+        task_kind=np.where(np.arange(rows) % 4 == 0, TaskKind.ALIGNMENT, TaskKind.CODE).astype(np.int32),
     )

@@ -1,4 +1,4 @@
-"""`right_align`: moving every per-token field of a TrainBatch, and an unchanged train step."""
+"""`left_align`: moving every per-token field of a TrainBatch, and an unchanged train step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from update_checks import SMOOTH_ADAM, assert_same_update
 
 from coderl_jax.models import transformer
 from coderl_jax.parallel import mesh as mesh_lib
-from coderl_jax.rl.batch import TrainBatch, device_put_batch, right_align
+from coderl_jax.rl.batch import TrainBatch, device_put_batch, left_align
 from coderl_jax.train import state as state_lib
 from coderl_jax.train import step as step_lib
 from coderl_jax.train.config import TrainConfig
@@ -35,7 +35,7 @@ def _hand_batch() -> TrainBatch:
 
 
 def test_right_align_moves_every_per_token_field():
-    aligned = right_align(_hand_batch())
+    aligned = left_align(_hand_batch())
     np.testing.assert_array_equal(
         aligned.tokens, [[11, 12, 13, 9, 9, 9], [21, 22, 23, 24, 25, 26], [31, 32, 33, 34, 35, 9]]
     )
@@ -63,9 +63,9 @@ def test_right_align_moves_every_per_token_field():
 
 def test_right_align_keeps_per_sequence_advantages_and_is_idempotent():
     batch = _hand_batch().replace(advantages=np.array([0.5, -1.0, 2.0], np.float32))
-    aligned = right_align(batch)
+    aligned = left_align(batch)
     np.testing.assert_array_equal(aligned.advantages, [0.5, -1.0, 2.0])
-    again = right_align(aligned)
+    again = left_align(aligned)
     for a, b in zip(jax.tree.leaves(aligned), jax.tree.leaves(again)):
         np.testing.assert_array_equal(a, b)
 
@@ -84,7 +84,7 @@ def test_right_align_rejects_padding_between_real_tokens():
     mask = batch.attention_mask.copy()
     mask[2] = [0, 1, 1, 0, 1, 1]
     with pytest.raises(ValueError, match="row 2 has padding between real tokens"):
-        right_align(batch.replace(attention_mask=mask))
+        left_align(batch.replace(attention_mask=mask))
 
 
 def _train_batch() -> TrainBatch:
@@ -116,7 +116,7 @@ def test_train_step_on_right_aligned_batch_matches_left_padded(model_config):
     batch = _train_batch()
     assert batch.attention_mask[:, 0].min() == 0  # the original really is left-padded
     metrics, params, start = _step_metrics_and_params(model_config, batch)
-    aligned = right_align(batch)
+    aligned = left_align(batch)
     aligned_metrics, aligned_params, _ = _step_metrics_and_params(model_config, aligned)
     fused_config = model_config.replace(attention_impl="xla_fused")
     fused_metrics, fused_params, _ = _step_metrics_and_params(fused_config, aligned)
