@@ -38,7 +38,7 @@ from coderl_jax.models.tiny import TinyModelSpec
 from coderl_jax.rl.alignment import AlignmentConfig
 from coderl_jax.rl.mixture import AlignmentTaskConfig, MixtureConfig
 from coderl_jax.rl.rollout import RolloutConfig
-from coderl_jax.settings import ConfigError, fields_of, require
+from coderl_jax.settings import ConfigError, Semantics, check_choices, fields_of, require
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.warmstart import WarmStartConfig
 
@@ -63,6 +63,9 @@ __all__ = [
 # Settings that follow from others, and where they come from. "derived" ones are always
 # overwritten; "default" ones only when left at None (they are settings of their own).
 DERIVED = {
+    "rollout.semantics": "semantics",
+    "alignment.conversion.semantics": "semantics",
+    "alignment.mixture.semantics": "semantics",
     "train.temperature": "the sampling temperature (1 when greedy), so the loss scores the "
     "distribution the sampler draws from",
     "rollout.sampling.stop_ids": "the tokenizer's end-of-turn ids, set at start-up",
@@ -100,15 +103,19 @@ class Config:
     train: TrainConfig = TrainConfig()
     warm_start: WarmStartConfig = WarmStartConfig()
     eval: EvalConfig = EvalConfig()
+    # Rules that decide rewards and alignment tasks: "official" (the official CodeRL+ code,
+    # quirks included) or "improved" (this project's; README, "Fidelity").
+    semantics: Semantics = "improved"
 
     def __post_init__(self):
+        check_choices(self)
         sampling = self.rollout.sampling
         updates = self.run.steps * self.train.ppo_epochs * self.train.num_mini_batches
         train = self.train.replace(
             temperature=1.0 if sampling.is_greedy else sampling.temperature,
             decay_steps=self.train.decay_steps or max(1, updates),
         )
-        conversion = self.alignment.conversion
+        conversion = dataclasses.replace(self.alignment.conversion, semantics=self.semantics)
         if conversion.max_prompt_tokens is None:
             conversion = dataclasses.replace(
                 conversion, max_prompt_tokens=self.data.max_prompt_tokens
@@ -118,8 +125,14 @@ class Config:
             data = dataclasses.replace(data, seed=self.run.seed)
         object.__setattr__(self, "train", train)
         object.__setattr__(self, "data", data)
+        mixture = dataclasses.replace(self.alignment.mixture, semantics=self.semantics)
         object.__setattr__(
-            self, "alignment", dataclasses.replace(self.alignment, conversion=conversion)
+            self,
+            "alignment",
+            dataclasses.replace(self.alignment, conversion=conversion, mixture=mixture),
+        )
+        object.__setattr__(
+            self, "rollout", dataclasses.replace(self.rollout, semantics=self.semantics)
         )
         chunks = self.rollout.overlap_chunks
         require(

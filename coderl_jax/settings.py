@@ -27,6 +27,11 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 
+# The rule set that decides rewards and alignment tasks (README, "Fidelity"): "official"
+# reproduces the official CodeRL+ code, quirks included; "improved" is this project's.
+Semantics = Literal["official", "improved"]
+
+
 class ConfigError(ValueError):
     """A setting with a bad value: ``field`` is its name (a dotted path once composed)."""
 

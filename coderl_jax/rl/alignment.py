@@ -41,7 +41,7 @@ from coderl_jax.execution.spec import TestSpec
 from coderl_jax.rl import alignment_prompt
 from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned_in_loops
 from coderl_jax.rl.values import is_askable, to_prompt_literal
-from coderl_jax.settings import check_choices, require
+from coderl_jax.settings import Semantics, check_choices, require
 
 INPUT_KINDS: tuple[str, ...] = ("stdin", "call")
 
@@ -166,6 +166,7 @@ class AlignmentConfig:
     dedup_input_output: bool = True  # official: one task per (input, output) per step
     # Alignment prompt wording: "full" or "concise" (small models; see rl.alignment_prompt).
     prompt_style: alignment_prompt.PromptStyle = "full"
+    semantics: Semantics = "improved"  # which failures become tasks, and which variables
 
     def __post_init__(self):
         check_choices(self)

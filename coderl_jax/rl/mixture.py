@@ -33,7 +33,7 @@ import numpy as np
 from coderl_jax.rl.alignment import AlignmentConfig, AlignmentTask
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer, SamplingStrategy
 from coderl_jax.rl.batch import TaskKind
-from coderl_jax.settings import ConfigError, check_choices, require
+from coderl_jax.settings import ConfigError, Semantics, check_choices, require
 
 
 def mixture_mode(alpha: float) -> str:
@@ -49,6 +49,7 @@ class MixtureConfig:
 
     alpha: float = 0.6  # fraction of code-generation prompts (1: plain GRPO; 0: alignment only)
     sampling: SamplingStrategy = "recent"  # how alignment tasks are drawn from the buffer
+    semantics: Semantics = "improved"  # batch composition and buffer sampling rules
 
     def __post_init__(self):
         check_choices(self)

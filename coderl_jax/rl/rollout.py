@@ -43,7 +43,7 @@ from coderl_jax.rl.batch import (
     left_align,
     shared_response_start,
 )
-from coderl_jax.settings import check_choices, require
+from coderl_jax.settings import Semantics, check_choices, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,7 @@ class RolloutConfig:
     overlong_buffer_len: int = 0  # DAPO soft overlong punishment window (0: off)
     dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ
     max_sampling_rounds: int = 3  # dynamic sampling: rollout rounds per step at most
+    semantics: Semantics = "improved"  # code judge, code extraction and alignment reward rules
 
     def __post_init__(self):
         check_choices(self)

@@ -7,24 +7,29 @@ Prompts are left-padded into the smallest configured bucket that holds the longe
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+
+from coderl_jax.settings import check_choices, require
 
 FINISH_LENGTH = 0  # ran out of max_new_tokens (or of the sample's own length limit)
 FINISH_STOP = 1  # emitted a stop id (the stop token is part of the completion)
 
-DECODERS = ("continuous", "static")
+Decoder = Literal["continuous", "static"]
+DECODERS = typing.get_args(Decoder)
 
 
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     """How to sample. Static: each distinct config compiles its own sampler."""
 
-    max_new_tokens: int = 256  # completion length limit M
-    temperature: float = 1.0  # 0 means greedy
-    top_p: float = 1.0  # nucleus mass kept; 1.0 disables
-    top_k: int = 0  # keep the k most likely tokens; 0 disables
+    max_new_tokens: int = 256  # completion length limit M (tokens)
+    temperature: float = 1.0  # sampling temperature (0: greedy)
+    top_p: float = 1.0  # nucleus sampling: probability mass kept (1: off)
+    top_k: int = 0  # top-k sampling: the k most likely tokens kept (0: off)
     greedy: bool = False  # argmax decoding (ignores temperature/top-k/top-p)
     stop_ids: tuple[int, ...] = ()  # ids that end a completion (kept in it)
     pad_id: int = 0  # emitted after a completion ends, and left-pads prompts
@@ -33,7 +38,7 @@ class SamplingConfig:
     # "continuous": paged KV cache, a fixed number of decode slots refilled as samples
     # finish (`continuous.py`); "static": all P * G rows decode together until the last one
     # ends, each with a dense cache of max_new_tokens columns (`static.py`).
-    decoder: str = "continuous"
+    decoder: Decoder = "continuous"
     # Continuous decoder only. Decode slots (rows computed per step); 0 = P * G (all
     # samples at once, refilling nothing).
     num_slots: int = 0
@@ -50,28 +55,26 @@ class SamplingConfig:
     attention_chunk: int = 256
 
     def __post_init__(self):
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 disables), got {self.top_k}")
-        if not self.prompt_buckets or any(b < 1 for b in self.prompt_buckets):
-            raise ValueError(f"prompt_buckets must be positive widths, got {self.prompt_buckets}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        check_choices(self)
+        require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        require(self.temperature >= 0, "temperature", "must be >= 0 (0: greedy)")
+        require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
+        require(self.top_k >= 0, "top_k", "must be >= 0 (0 disables)")
+        require(
+            bool(self.prompt_buckets) and all(b >= 1 for b in self.prompt_buckets),
+            "prompt_buckets",
+            f"must be positive widths, got {self.prompt_buckets}",
+        )
         for name in ("page_size", "segment_steps", "attention_chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_slots < 0 or self.num_pages < 0:
-            raise ValueError("num_slots and num_pages must be >= 0 (0 = automatic)")
-        if self.num_pages and self.num_pages < self.pages_per_row:
-            raise ValueError(
-                f"num_pages={self.num_pages} cannot hold one completion of max_new_tokens="
-                f"{self.max_new_tokens} ({self.pages_per_row} pages of {self.page_size})"
-            )
+            require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        require(self.num_slots >= 0, "num_slots", "must be >= 0 (0 = all samples at once)")
+        require(self.num_pages >= 0, "num_pages", "must be >= 0 (0 = automatic)")
+        require(
+            not self.num_pages or self.num_pages >= self.pages_per_row,
+            "num_pages",
+            f"{self.num_pages} pages cannot hold one completion of max_new_tokens="
+            f"{self.max_new_tokens} ({self.pages_per_row} pages of {self.page_size})",
+        )
         object.__setattr__(self, "stop_ids", tuple(int(i) for i in self.stop_ids))
         object.__setattr__(self, "prompt_buckets", tuple(sorted(self.prompt_buckets)))
 

@@ -12,9 +12,9 @@ from coderl_jax.models.sampler.output import assemble
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(decoder="paged"), "decoder must be one of"),
-        (dict(page_size=0), "page_size must be >= 1"),
-        (dict(num_slots=-1), "num_slots and num_pages"),
+        (dict(decoder="paged"), "^decoder: must be one of"),
+        (dict(page_size=0), "^page_size: must be >= 1"),
+        (dict(num_slots=-1), "^num_slots: must be >= 0"),
         (dict(max_new_tokens=40, page_size=8, num_pages=4), "cannot hold one completion"),
     ],
 )
