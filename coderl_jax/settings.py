@@ -26,7 +26,6 @@ import typing
 from collections.abc import Iterator
 from typing import Any, Literal
 
-
 # The rule set that decides rewards and alignment tasks (README, "Fidelity"): "official"
 # reproduces the official CodeRL+ code, quirks included; "improved" is this project's.
 Semantics = Literal["official", "improved"]

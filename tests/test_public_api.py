@@ -14,7 +14,9 @@ def test_every_public_name_resolves_to_a_callable():
 
 
 def test_import_does_not_load_jax():
-    code = "import sys, coderl_jax; print('jax' in sys.modules, 'tensorflow_datasets' in sys.modules)"
+    code = (
+        "import sys, coderl_jax; print('jax' in sys.modules, 'tensorflow_datasets' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

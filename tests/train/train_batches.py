@@ -46,5 +46,7 @@ def rollout_batch(rows: int = 8, length: int = 16, seed: int = 0, vocab: int = 9
         loss_mask=loss_mask,
         advantages=rng.normal(size=rows).astype(np.float32),
         rewards=(rng.random(rows) > 0.5).astype(np.float32),
-        task_kind=np.where(np.arange(rows) % 4 == 0, TaskKind.ALIGNMENT, TaskKind.CODE).astype(np.int32),
+        task_kind=np.where(np.arange(rows) % 4 == 0, TaskKind.ALIGNMENT, TaskKind.CODE).astype(
+            np.int32
+        ),
     )
