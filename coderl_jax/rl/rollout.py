@@ -7,11 +7,19 @@ are parsed and scored per variable (`coderl_jax.rl.rewards`). Advantages are com
 within each prompt's group of G, for both kinds alike, and everything is packed into one
 fixed-shape `TrainBatch` whose rows are left-aligned (`coderl_jax.rl.batch.left_align`).
 
-Overlap: the prompts are split into ``overlap_chunks`` chunks. Chunk k+1 is dispatched to
-the device (JAX dispatches asynchronously) before the host executes chunk k's programs,
-so generation and execution run side by side; the reference model's log-probs are
-dispatched before the last chunk's programs run. Everything stays on-policy: all chunks are
-sampled from the same parameters.
+Overlap of generation and execution, two ways:
+
+* Continuous decoder (`Sampler.decodes_continuously`): one sampler call for all prompts;
+  each batch of samples that finishes is handed over between decode segments and scored
+  (decoded, executed in the sandbox pool, rewarded) on a background thread while the
+  device decodes the rest. Only the scoring of the last samples to finish, beside the
+  reference forward, is not overlapped.
+* Static decoder: the prompts are split into ``overlap_chunks`` chunks; chunk k+1 is
+  dispatched to the device (JAX dispatches asynchronously) before the host executes chunk
+  k's programs.
+
+Either way the reference model's log-probs are dispatched as soon as every sample exists.
+Everything stays on-policy: all samples are drawn from the same parameters.
 
 Failed code rollouts become alignment candidates (`code_candidates`); the loop converts
 them after dispatching the train step, so tracing overlaps the update too.
@@ -20,6 +28,7 @@ them after dispatching the train step, so tracing overlaps the update too.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +38,7 @@ import jax
 import numpy as np
 
 from coderl_jax.data.problems import Problem, code_generation_messages, render_prompt
-from coderl_jax.models.sampler import FINISH_STOP, Sampler, SamplingConfig, left_pad
+from coderl_jax.models.sampler import FINISH_STOP, FinishedSamples, Sampler, SamplingConfig
 from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
 from coderl_jax.rl import dapo, rewards
@@ -150,48 +159,25 @@ class RolloutRunner:
         cfg, g = self.config, self.config.num_samples
         times = collections.Counter()
         start = time.perf_counter()
-        lengths = [len(item.token_ids) for item in items]
-        width = self.sampler.config.bucket_for(multihost.max_over_processes(max(lengths)))
+        prompts = [item.token_ids for item in items]
         # Rows are left-aligned below: every response starts at or after the shortest prompt.
-        response_start = shared_response_start(min(lengths))
-        tokens, mask = left_pad(
-            [item.token_ids for item in items], width, self.sampler.config.pad_id
-        )
-        num_chunks = self._num_chunks(len(items))
-        bounds = np.linspace(0, len(items), num_chunks + 1).astype(int)
-        keys = jax.random.split(key, num_chunks)
-
-        def dispatch(c):
-            lo, hi = bounds[c], bounds[c + 1]
-            return self.sampler.sample_padded(params, tokens[lo:hi], mask[lo:hi], g, keys[c])
-
-        pending = dispatch(0)
-        outputs, host = [], []
-        ref_future = None
-        for c in range(num_chunks):
-            t0 = time.perf_counter()
-            out = jax.tree.map(multihost.local_rows, pending)  # waits for chunk c only
-            times["generate"] += time.perf_counter() - t0
-            if c + 1 < num_chunks:
-                pending = dispatch(c + 1)  # runs on the device while chunk c executes
-            outputs.append(out)
-            if c + 1 == num_chunks and self.reference_params is not None:
-                full = _concat(outputs)
-                sequences = Sequences(
-                    full.tokens, full.attention_mask, full.positions, response_start
-                )
-                ref_future = self.score(
-                    self.reference_params,
-                    device_put_batch(left_align(sequences), self.sampler.mesh),
-                )
-            t0 = time.perf_counter()
-            host.append(self._score(items[bounds[c] : bounds[c + 1]], out))
-            times["execute"] += time.perf_counter() - t0
-            if c + 1 == num_chunks:  # nothing but the reference forward runs meanwhile
-                times["execute_unoverlapped"] = time.perf_counter() - t0
-        out = _concat(outputs)
-        completions = [text for h in host for text in h["completions"]]
-        rewards_N = np.concatenate([h["rewards"] for h in host])
+        response_start = shared_response_start(min(map(len, prompts)))
+        tokens, mask = self.sampler.pad_prompts(prompts)
+        if self.sampler.decodes_continuously:
+            out, host, ref_future = self._sample_continuously(
+                params, items, tokens, mask, key, response_start, times
+            )
+        else:
+            out, host, ref_future = self._sample_in_chunks(
+                params, items, tokens, mask, key, response_start, times
+            )
+        index = np.concatenate([h["index"] for h in host])
+        order = np.argsort(index, kind="stable")
+        if not np.array_equal(index[order], np.arange(len(items) * g)):
+            raise RuntimeError("rollout scoring lost or repeated rows (a bug)")
+        texts = [text for h in host for text in h["completions"]]
+        completions = [texts[i] for i in order]
+        rewards_N = np.concatenate([h["rewards"] for h in host])[order]
         kinds_N = np.repeat([item.kind for item in items], g)
         if cfg.overlong_buffer_len:
             code_rows = kinds_N == TaskKind.CODE
@@ -205,8 +191,7 @@ class RolloutRunner:
         advantages = np.asarray(
             ADVANTAGE_ESTIMATORS[cfg.advantage_estimator](rewards_N, g, loss_mask)
         )
-        old_logprobs = np.zeros(loss_mask.shape, np.float32)
-        old_logprobs[:, width:] = out.logprobs
+        old_logprobs = np.asarray(out.token_logprobs(), np.float32)
         ref = None
         if ref_future is not None:
             t0 = time.perf_counter()
@@ -227,8 +212,75 @@ class RolloutRunner:
         batch = left_align(batch).replace(ref_logprobs=ref, response_start=response_start)
         metrics = _metrics(host, rewards_N, kinds_N, out, g)
         times["rollout_total"] = time.perf_counter() - start
-        candidates = [c for h in host for c in h["candidates"]]
+        candidates = [c for _, c in sorted((c for h in host for c in h["candidates"]), key=_row)]
         return Rollouts(batch, completions, list(items), candidates, metrics, dict(times))
+
+    def _reference(self, out, response_start):
+        """Dispatches the reference policy's log-probs of every row (asynchronous)."""
+        if self.reference_params is None:
+            return None
+        sequences = Sequences(out.tokens, out.attention_mask, out.positions, response_start)
+        return self.score(
+            self.reference_params, device_put_batch(left_align(sequences), self.sampler.mesh)
+        )
+
+    def _sample_continuously(self, params, items, tokens, mask, key, response_start, times):
+        """One sampler call; finished samples are scored on a background thread meanwhile."""
+        g = self.config.num_samples
+        futures = []
+        with concurrent.futures.ThreadPoolExecutor(1, "rollout-score") as scorer:
+
+            def score(finished: FinishedSamples):
+                t0 = time.perf_counter()
+                result = self._score(
+                    items, finished.index, finished.completion_tokens, finished.completion_lengths
+                )
+                result["seconds"] = time.perf_counter() - t0
+                return result
+
+            def on_finished(finished: FinishedSamples):
+                futures.append(scorer.submit(score, finished))
+
+            t0 = time.perf_counter()
+            out = self.sampler.sample_padded(params, tokens, mask, g, key, on_finished=on_finished)
+            times["generate"] += time.perf_counter() - t0
+            ref_future = self._reference(out, response_start)
+            t0 = time.perf_counter()
+            host = [f.result() for f in futures]
+            times["execute_unoverlapped"] = time.perf_counter() - t0
+        times["execute"] += sum(h["seconds"] for h in host)
+        return out, host, ref_future
+
+    def _sample_in_chunks(self, params, items, tokens, mask, key, response_start, times):
+        """Static decoder: chunk k+1 decodes on the device while chunk k is scored."""
+        g = self.config.num_samples
+        num_chunks = self._num_chunks(len(items))
+        bounds = np.linspace(0, len(items), num_chunks + 1).astype(int)
+        keys = jax.random.split(key, num_chunks)
+
+        def dispatch(c):
+            lo, hi = bounds[c], bounds[c + 1]
+            return self.sampler.sample_padded(params, tokens[lo:hi], mask[lo:hi], g, keys[c])
+
+        pending = dispatch(0)
+        outputs, host = [], []
+        ref_future = None
+        for c in range(num_chunks):
+            t0 = time.perf_counter()
+            out = jax.tree.map(multihost.local_rows, pending)  # waits for chunk c only
+            times["generate"] += time.perf_counter() - t0
+            if c + 1 < num_chunks:
+                pending = dispatch(c + 1)  # runs on the device while chunk c executes
+            outputs.append(out)
+            if c + 1 == num_chunks:
+                ref_future = self._reference(_concat(outputs), response_start)
+            t0 = time.perf_counter()
+            rows = np.arange(bounds[c] * g, bounds[c + 1] * g)
+            host.append(self._score(items, rows, out.completion_tokens, out.completion_lengths))
+            times["execute"] += time.perf_counter() - t0
+            if c + 1 == num_chunks:  # nothing but the reference forward runs meanwhile
+                times["execute_unoverlapped"] = time.perf_counter() - t0
+        return _concat(outputs), host, ref_future
 
     def _num_chunks(self, num_prompts: int) -> int:
         """``overlap_chunks`` when each chunk's rows still spread evenly over the mesh."""
@@ -239,25 +291,30 @@ class RolloutRunner:
             return 1
         return chunks
 
-    def _score(self, items: Sequence[PromptItem], out) -> dict[str, Any]:
-        """Host work of one chunk: decode, execute / parse, reward."""
+    def _score(
+        self, items: Sequence[PromptItem], index_K, completion_tokens_KxM, completion_lengths_K
+    ) -> dict[str, Any]:
+        """Host work for rows ``index_K`` of the call (row n is a sample of items[n // G]):
+        decode, execute / parse, reward. Returns their completions and rewards in the given
+        order, (row, candidate) pairs of failed code rollouts and outcome counts."""
         g = self.config.num_samples
+        index_K = np.asarray(index_K)
         completions = [
             self.tokenizer.decode(row[: int(n)], skip_special_tokens=True)
-            for row, n in zip(out.completion_tokens, out.completion_lengths)
+            for row, n in zip(completion_tokens_KxM, completion_lengths_K)
         ]
         rewards_N = np.zeros(len(completions), np.float32)
-        code_rows = [n for n in range(len(completions)) if items[n // g].kind == TaskKind.CODE]
-        align_rows = [
-            n for n in range(len(completions)) if items[n // g].kind == TaskKind.ALIGNMENT
-        ]
+        kinds = [items[n // g].kind for n in index_K]
+        code_rows = [k for k, kind in enumerate(kinds) if kind == TaskKind.CODE]
+        align_rows = [k for k, kind in enumerate(kinds) if kind == TaskKind.ALIGNMENT]
         result: dict[str, Any] = {
+            "index": index_K,
             "completions": completions,
             "candidates": [],
             "counts": collections.Counter(),
         }
         if code_rows:
-            problems = [items[n // g].source for n in code_rows]
+            problems = [items[index_K[k] // g].source for k in code_rows]
             r, outcomes, programs, verdicts = rewards.code_generation_rewards(
                 [completions[n] for n in code_rows],
                 [p.tests for p in problems],
@@ -267,26 +324,31 @@ class RolloutRunner:
             )
             rewards_N[code_rows] = r
             result["counts"].update(f"code/outcome/{o}" for o in outcomes)
-            for problem, reward, program, verdict in zip(problems, r, programs, verdicts):
+            for k, problem, reward, program, verdict in zip(
+                code_rows, problems, r, programs, verdicts
+            ):
                 if verdict is None or not verdict.tests or reward > 0:
                     continue
                 kind, stdin, call = first_test_input(problem.tests)
                 first = verdict.tests[0]
                 result["candidates"].append(
-                    CodeRollout(
-                        problem_id=problem.id,
-                        program=program,
-                        reward=float(reward),
-                        input_kind=kind,
-                        stdin=stdin,
-                        call=call,
-                        first_status=first.status,
-                        first_stdout=first.got if isinstance(first.got, str) else "",
-                        first_return=None if kind != "call" else first.got,
+                    (
+                        int(index_K[k]),
+                        CodeRollout(
+                            problem_id=problem.id,
+                            program=program,
+                            reward=float(reward),
+                            input_kind=kind,
+                            stdin=stdin,
+                            call=call,
+                            first_status=first.status,
+                            first_stdout=first.got if isinstance(first.got, str) else "",
+                            first_return=None if kind != "call" else first.got,
+                        ),
                     )
                 )
         if align_rows:
-            tasks = [items[n // g].source for n in align_rows]
+            tasks = [items[index_K[k] // g].source for k in align_rows]
             r, counts = rewards.alignment_rewards(
                 [completions[n] for n in align_rows],
                 [t.expected_output for t in tasks],
@@ -298,6 +360,10 @@ class RolloutRunner:
             result["counts"].update({f"align/{k}": v for k, v in counts.items()})
         result["rewards"] = rewards_N
         return result
+
+
+def _row(pair):
+    return pair[0]
 
 
 def _concat(outputs):

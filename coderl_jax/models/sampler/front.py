@@ -119,7 +119,7 @@ class Sampler:
         limits = np.full(n, m, np.int32) if max_lengths is None else np.asarray(max_lengths)
         if limits.shape != (n,) or limits.min() < 1 or limits.max() > m:
             raise ValueError(f"max_lengths must be [{n}] ints in [1, {m}], got {limits}")
-        if self._continuous():
+        if self.decodes_continuously:
             return self._run_continuous(
                 params, tokens_PxS, mask_PxS, num_samples, key, limits, on_finished
             )
@@ -137,7 +137,10 @@ class Sampler:
             )
         return out
 
-    def _continuous(self) -> bool:
+    @property
+    def decodes_continuously(self) -> bool:
+        """Whether calls run the continuous decoder (module docstring): finished samples
+        then reach ``on_finished`` while others still decode."""
         if self.config.decoder != "continuous" or jax.process_count() > 1:
             return False
         return self.mesh is None or mesh_lib.batch_divisor(self.mesh) == 1
