@@ -3,6 +3,21 @@
 One call samples G completions for each of P prompts (N = P * G rows; row n continues
 prompt n // G). Each prompt is prefilled once and its KV cache shared by its samples.
 
+KV memory (compute dtype; per token 2 * L * K * Dh values):
+
+* continuous: a pool of ``P * ceil(bucket / page_size) + num_pages + 1`` pages of
+  ``page_size`` tokens (prompt pages, pages for generated tokens -- by default
+  ``num_slots * ceil((max_new_tokens - 1) / page_size)`` -- and one scratch page). In use:
+  the prompt pages plus, per decoding slot, ceil((length + segment_steps - 1) / page_size)
+  pages, so memory follows the tokens actually generated; ``num_pages`` below the worst
+  case makes the scheduler preempt and retry the youngest slots instead of failing.
+* static: ``P * bucket + N * (max_new_tokens - 1)`` tokens, whatever the lengths.
+
+Determinism: the uniform that draws token t of sample n comes from (key, n, t), so a fixed
+key gives the same samples whatever the slots, pages, chunks or mesh (up to floating-point
+rounding of the logits, which differs between layouts), and a preempted sample redraws
+the same tokens.
+
 Files, in the order of the data path:
 
 * `config.py`: `SamplingConfig`, finish reasons, prompt buckets and left padding.
