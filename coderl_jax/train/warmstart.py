@@ -11,8 +11,15 @@ Examples are (prompt, response) pairs rendered exactly as RL prompts are:
 The update is the RL train step itself with every advantage 1, no KL and a single update
 per batch (so the importance ratio is exp(logp - stop_gradient(logp)) = 1): its gradient
 is then exactly the gradient of the token-mean log-likelihood of the responses. One code
-path, one set of shardings; only the optimizer settings differ (own AdamW state, warmup +
-cosine schedule).
+path, one set of shardings; only the optimizer settings differ (own AdamW state and
+schedule: warmup + cosine by default).
+
+The same phase continues an earlier run (``init_from``) as a supervised control for RL
+(`experiments/study.py`, arm ``sft_continue``): its batch size, steps, schedule, data mix
+and batch order are settings, and the last logged record carries the phase's totals
+(``warm_start/updates``, ``sequences``, ``alignment_sequences``, ``tokens`` (loss tokens),
+``tokens_total`` (all non-pad tokens)), counted as the RL step counts ``train/tokens`` and
+``train/tokens_total``, so the two phases' compute can be compared.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 from jax.sharding import Mesh
@@ -35,7 +43,7 @@ from coderl_jax.rl.batch import (
     with_response_start,
 )
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt
-from coderl_jax.settings import require
+from coderl_jax.settings import check_choices, require
 from coderl_jax.train import state as state_lib
 from coderl_jax.train.config import TrainConfig
 from coderl_jax.train.step import make_logprobs_fn, make_train_step
@@ -49,15 +57,35 @@ class WarmStartConfig:
     """Optional supervised phase before RL (reference solutions and alignment answers)."""
 
     steps: int = 0  # optimizer steps; 0 skips the warm start (real checkpoints)
-    batch_size: int = 16  # examples per step
-    learning_rate: float = 3e-3  # peak (linear warmup 10% of steps, cosine to 10%)
+    batch_size: int = 16  # examples (rows) per optimizer step
+    learning_rate: float = 3e-3  # peak learning rate (after the warmup)
+    # After the warmup: "cosine" decays to final_lr_ratio x the peak, "constant" holds it.
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int | None = None  # linear warmup steps from 0 to the peak (None: 10%)
+    decay_steps: int | None = None  # cosine: steps from the peak to the floor (None: the rest)
+    final_lr_ratio: float = 0.1  # cosine: the floor as a fraction of the peak
+    num_micro_batches: int = 1  # gradient-accumulation steps per optimizer step
     alignment_fraction: float = 0.3  # share of examples that are alignment answers
     num_problems: int = 0  # training problems whose references are used (0: all)
+    # Seed of the batch order (None: the run's seed). A continuation of an earlier warm
+    # start (init_from) sets its own, so it does not replay that warm start's order.
+    data_seed: int | None = None
 
     def __post_init__(self):
+        check_choices(self)
         require(self.steps >= 0, "steps", "must be >= 0")
         require(self.batch_size >= 1, "batch_size", "must be >= 1")
         require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        require(self.decay_steps is None or self.decay_steps >= 1, "decay_steps", "must be >= 1")
+        require(0 <= self.final_lr_ratio <= 1, "final_lr_ratio", "must be in [0, 1]")
+        require(self.num_micro_batches >= 1, "num_micro_batches", "must be >= 1")
+        require(
+            self.batch_size % self.num_micro_batches == 0,
+            "batch_size",
+            f"must be a multiple of num_micro_batches ({self.num_micro_batches}), "
+            f"got {self.batch_size}",
+        )
         require(0 <= self.alignment_fraction <= 1, "alignment_fraction", "must be in [0, 1]")
         require(self.num_problems >= 0, "num_problems", "must be >= 0")
 
@@ -76,7 +104,8 @@ def warm_start_examples(
     rng: np.random.Generator,
 ) -> tuple[list[Example], dict[str, int]]:
     """Code examples from every problem's reference, plus alignment examples so that they
-    make up ``alignment_fraction`` of the total (fewer if conversion drops tasks)."""
+    make up ``alignment_fraction`` of the total (fewer if conversion drops tasks; at most
+    one per problem, so 1 gives alignment answers only, one per problem that converts)."""
 
     def encode(text: str) -> tuple[int, ...]:
         return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -86,16 +115,19 @@ def warm_start_examples(
     conversion = dataclasses.replace(conversion, max_prompt_tokens=None)
 
     with_refs = [p for p in problems if p.reference_solution]
-    examples: list[Example] = [
-        (
-            code_prompt(p, tokenizer).token_ids,
-            encode(code_response(p.reference_solution) + end_of_turn),
-            TaskKind.CODE,
-        )
-        for p in with_refs
-    ]
+    examples: list[Example] = []
+    wanted = len(with_refs)
+    if alignment_fraction < 1:
+        examples = [
+            (
+                code_prompt(p, tokenizer).token_ids,
+                encode(code_response(p.reference_solution) + end_of_turn),
+                TaskKind.CODE,
+            )
+            for p in with_refs
+        ]
+        wanted = int(round(len(examples) * alignment_fraction / (1 - alignment_fraction)))
     counts = {"code_examples": len(examples)}
-    wanted = int(round(len(examples) * alignment_fraction / max(1e-9, 1 - alignment_fraction)))
     if wanted:
         chosen = rng.choice(len(with_refs), size=min(wanted, len(with_refs)), replace=False)
         tasks, conversion_counts = reference_tasks(
@@ -167,22 +199,37 @@ def length_bucketed_batches(
 
 
 def sft_train_config(config: WarmStartConfig, base: TrainConfig) -> TrainConfig:
-    """The run's train config with supervised settings: own learning rate with 10% linear
-    warmup and cosine decay to 10%, one update per batch, no KL and no entropy term."""
-    warmup = max(1, config.steps // 10)
+    """The run's train config (AdamW settings, clipping, loss aggregation, temperature) with
+    the supervised phase's schedule (by default 10% linear warmup, then cosine decay to 10%
+    of the peak over the remaining steps), one update per batch, no KL and no entropy term."""
+    warmup = max(1, config.steps // 10) if config.warmup_steps is None else config.warmup_steps
     return base.replace(
         learning_rate=config.learning_rate,
         warmup_steps=warmup,
-        lr_schedule="cosine",
-        decay_steps=max(1, config.steps - warmup),
-        final_lr_ratio=0.1,
+        lr_schedule=config.lr_schedule,
+        decay_steps=config.decay_steps or max(1, config.steps - warmup),
+        final_lr_ratio=config.final_lr_ratio,
         kl_coef=0.0,
         entropy_coef=0.0,
         log_entropy=False,
         ppo_epochs=1,
         num_mini_batches=1,
-        num_micro_batches=1,
+        num_micro_batches=config.num_micro_batches,
     )
+
+
+def phase_totals(batches: Sequence[Sequence[Example]]) -> dict[str, int]:
+    """What a supervised phase trains on, counted as the RL step counts its batches
+    (`train.metrics.rollout_metrics`): optimizer updates, rows, alignment rows, loss
+    (response) tokens and all non-pad tokens."""
+    rows = [example for batch in batches for example in batch]
+    return {
+        "warm_start/updates": len(batches),
+        "warm_start/sequences": len(rows),
+        "warm_start/alignment_sequences": sum(k == TaskKind.ALIGNMENT for _, _, k in rows),
+        "warm_start/tokens": sum(len(r) for _, r, _ in rows),
+        "warm_start/tokens_total": sum(len(p) + len(r) for p, r, _ in rows),
+    }
 
 
 def run_warm_start(
@@ -196,14 +243,16 @@ def run_warm_start(
     pad_id: int,
     log: Callable[[str], None] = print,
 ) -> tuple[object, list[dict]]:
-    """Trains ``params`` for ``config.steps`` steps; returns (params, per-step metrics)."""
+    """Trains ``params`` for ``config.steps`` steps; returns (params, logged metrics: the
+    NLL every tenth of the steps; the last record also holds the `phase_totals`)."""
     if not examples:
         raise ValueError("warm start: no examples (no problem has a reference solution)")
     train_config = sft_train_config(config, base_train_config)
     state = state_lib.create_train_state(params, model_config, train_config, mesh)
     step_fn = make_train_step(model_config, train_config, mesh)
     logprobs_fn = make_logprobs_fn(model_config, train_config, mesh)
-    batches = length_bucketed_batches(examples, config.batch_size, config.steps, seed)
+    data_seed = seed if config.data_seed is None else config.data_seed
+    batches = length_bucketed_batches(examples, config.batch_size, config.steps, data_seed)
     history, start = [], time.perf_counter()
     log_every = max(1, config.steps // 10)
     for step, rows in enumerate(batches):
@@ -218,4 +267,5 @@ def run_warm_start(
             elapsed = time.perf_counter() - start
             log(f"warm start {step}/{config.steps}: nll {nll:.3f} ({elapsed:.0f}s)")
         state, _ = step_fn(state, batch)
+    history[-1].update(phase_totals(batches))
     return state.params, history

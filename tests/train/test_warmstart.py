@@ -1,12 +1,22 @@
-"""Warm-start batching and packing (host side; the update is the tested RL step)."""
+"""Warm-start batching, packing, data mix, schedule and totals (host side; the update is
+the tested RL step)."""
+
+import types
 
 import numpy as np
+import pytest
 
+from coderl_jax.config import ConfigError
+from coderl_jax.rl.alignment import AlignmentConfig
+from coderl_jax.rl.batch import TaskKind
+from coderl_jax.train import warmstart
 from coderl_jax.train.config import TrainConfig
+from coderl_jax.train.optim import learning_rate_schedule
 from coderl_jax.train.warmstart import (
     WarmStartConfig,
     length_bucketed_batches,
     pack_examples,
+    phase_totals,
     sft_train_config,
 )
 
@@ -33,6 +43,7 @@ def test_length_bucketed_batches_cover_epochs_with_similar_lengths():
     spread = np.mean([np.ptp([len(p) for p, _, _ in b]) for b in batches])
     assert spread < 40  # random batches of 8 would spread ~150 tokens
     assert length_bucketed_batches(examples, 8, 100, seed=3) == batches  # deterministic
+    assert length_bucketed_batches(examples, 8, 100, seed=4) != batches
 
 
 def test_sft_config_keeps_the_run_settings_but_drops_rl_terms():
@@ -41,3 +52,90 @@ def test_sft_config_keeps_the_run_settings_but_drops_rl_terms():
     assert sft.logprob_chunk_size == 64 and sft.remat_policy == "full"
     assert sft.kl_coef == 0 and sft.entropy_coef == 0 and sft.updates_per_batch == 1
     assert sft.learning_rate == 2e-3 and sft.warmup_steps == 10 and sft.lr_schedule == "cosine"
+    assert sft.decay_steps == 90 and sft.final_lr_ratio == 0.1 and sft.num_micro_batches == 1
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_sft_schedule_can_replay_the_rl_phase_schedule(schedule):
+    """A continuation given the RL phase's optimizer settings (as experiments/study.py does
+    for sft_continue) steps through the same learning rates, update by update."""
+    rl = TrainConfig(
+        learning_rate=3e-4, warmup_steps=2, lr_schedule=schedule, decay_steps=30,
+        final_lr_ratio=0.2, num_micro_batches=4,
+    )  # fmt: skip
+    sft = sft_train_config(
+        WarmStartConfig(
+            steps=30, batch_size=256, learning_rate=3e-4, lr_schedule=schedule,
+            warmup_steps=2, decay_steps=30, final_lr_ratio=0.2, num_micro_batches=4,
+        ),
+        rl.replace(learning_rate=1.0, lr_schedule="cosine", decay_steps=7),
+    )  # fmt: skip
+    assert sft.num_micro_batches == 4
+    updates = np.arange(40)
+    np.testing.assert_allclose(
+        [float(learning_rate_schedule(sft)(u)) for u in updates],
+        [float(learning_rate_schedule(rl)(u)) for u in updates],
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [({"lr_schedule": "linear"}, "lr_schedule"), ({"warmup_steps": -1}, "warmup_steps"),
+     ({"decay_steps": 0}, "decay_steps"), ({"final_lr_ratio": 1.5}, "final_lr_ratio"),
+     ({"batch_size": 6, "num_micro_batches": 4}, "batch_size")],
+)  # fmt: skip
+def test_bad_settings_name_their_field(changes, field):
+    with pytest.raises(ConfigError, match=field):
+        WarmStartConfig(**changes)
+
+
+def _fake_example_sources(monkeypatch):
+    """Prompts and reference tasks without a tokenizer or a sandbox: a code prompt is the
+    problem's number, a task converts from every problem whose number is not 0 mod 5."""
+    monkeypatch.setattr(
+        warmstart, "code_prompt", lambda p, tok: types.SimpleNamespace(token_ids=(p.n,))
+    )
+    monkeypatch.setattr(
+        warmstart,
+        "alignment_prompt",
+        lambda task, tok, style: types.SimpleNamespace(token_ids=(1000 + task.n,)),
+    )
+
+    def reference_tasks(problems, run_batch, step, config):
+        tasks = [
+            types.SimpleNamespace(n=p.n, reference_answer=lambda: "{}") for p in problems if p.n % 5
+        ]
+        return tasks, {"tasks": len(tasks), "dropped": len(problems) - len(tasks)}
+
+    monkeypatch.setattr(warmstart, "reference_tasks", reference_tasks)
+    problems = [types.SimpleNamespace(n=n, reference_solution="print(1)") for n in range(100)]
+    return problems, lambda text, add_special_tokens: {"input_ids": [7] * len(text)}
+
+
+@pytest.mark.parametrize("fraction, code, align", [(0.0, 100, 0), (0.4, 100, 53), (1.0, 0, 80)])
+def test_examples_mix_code_and_alignment_answers(monkeypatch, fraction, code, align):
+    problems, tokenizer = _fake_example_sources(monkeypatch)
+    examples, counts = warmstart.warm_start_examples(
+        problems, tokenizer, "<end>", None, fraction, AlignmentConfig(),
+        np.random.default_rng(0),
+    )  # fmt: skip
+    kinds = [kind for _, _, kind in examples]
+    assert kinds.count(TaskKind.CODE) == counts["code_examples"] == code
+    assert kinds.count(TaskKind.ALIGNMENT) == counts.get("alignment_examples", 0)
+    # 0.4: 67 problems chosen for 100 code examples (2:3), those = 0 mod 5 fail to convert.
+    assert abs(kinds.count(TaskKind.ALIGNMENT) - align) <= 3
+
+
+def test_phase_totals_count_rows_and_tokens_like_the_rl_step():
+    code, align = ((1, 2, 3), (4, 5), TaskKind.CODE), ((1,), (6, 7, 8), TaskKind.ALIGNMENT)
+    totals = phase_totals([[code, align], [code, code]])
+    assert totals == {
+        "warm_start/updates": 2,
+        "warm_start/sequences": 4,
+        "warm_start/alignment_sequences": 1,
+        "warm_start/tokens": 2 + 3 + 2 + 2,  # the loss mask of pack_examples
+        "warm_start/tokens_total": 5 + 4 + 5 + 5,  # its attention mask
+    }
+    batch = pack_examples([code, align], width=8, pad_id=0)
+    assert batch.loss_mask.sum() == 5 and batch.attention_mask.sum() == 9
