@@ -218,7 +218,7 @@ class SandboxPool:
         for layer in (*required_isolation, *disabled_isolation):
             if layer not in LAYERS:
                 raise ValueError(f"unknown isolation layer {layer!r}; expected one of {LAYERS}")
-        self.num_workers = num_workers or os.cpu_count() or 1
+        self.num_workers = num_workers or len(os.sched_getaffinity(0))  # SLURM/taskset cpuset
         self.limits = limits or Limits()
         self.disabled_isolation = tuple(disabled_isolation)
         drops_uid = os.geteuid() == 0 and "uid" not in disabled_isolation
