@@ -21,7 +21,7 @@ literal (``ast.literal_eval``), or failing that as JSON (``true``, ``null``). An
 string on the right of an ``assert ... == "..."``.
 
 Judging (``judge``) uses the value-equality rules of the alignment reward
-(``coderl_jax.rl.values``): the prediction is written as plain JSON (tuples and sets as lists)
+(``coderl_jax.execution.compare``): the prediction is written as plain JSON (tuples and sets as lists)
 and compared with the encoded label, so ``(1, 2)`` equals ``[1, 2]``, ``3`` equals ``3.0`` and
 sets match in any order; stdout answers are compared after the test runner's normalisation.
 An answer that cannot be found or read counts as wrong, with its reason; nothing raises.
@@ -36,6 +36,7 @@ import re
 from typing import Any
 
 from coderl_jax.data.reasoning import ReasoningItem
+from coderl_jax.execution.compare import answer_stdout_matches, answer_value_matches
 from coderl_jax.execution.encoding import EncodeCaps, encode_value
 from coderl_jax.rl import values
 
@@ -163,7 +164,7 @@ def judge(item: ReasoningItem, completion: str) -> Judgement:
     if answer is None:
         return Judgement(None, source, "no_answer", False)
     if output_kind(item) == "stdout":
-        ok = values.stdout_equal(read_stdout(answer), item.expected_output)
+        ok = answer_stdout_matches(read_stdout(answer), item.expected_output)
         return Judgement(answer, source, "correct" if ok else "wrong", ok)
     try:
         predicted = _as_plain_json(read_value(answer))
@@ -173,5 +174,5 @@ def judge(item: ReasoningItem, completion: str) -> Judgement:
         label = encoded_label(item)
     except ValueError:
         return Judgement(answer, source, "bad_label", False)
-    ok = values.values_equal(predicted, label)
+    ok = answer_value_matches(predicted, label)
     return Judgement(answer, source, "correct" if ok else "wrong", ok)

@@ -6,7 +6,8 @@ Public API (stdlib only, so the sandbox worker can import this package on its ow
   ``check_batch(list[(code, TestSpec)]) -> list[Verdict]``; ``Limits`` for its resources.
 * ``run_program`` / ``check_solution``: one-shot conveniences backed by a shared pool that
   starts on first use (``shared_pool()``) and is closed at interpreter exit.
-* ``values_equal`` / ``stdout_matches``: the comparisons the test runner uses.
+* ``compare``: every comparison that decides a reward (test runner and alignment answers,
+  improved and official rules side by side).
 * ``plain_variable_names``: traced qualified names -> plain names.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import atexit
 import threading
 
-from .compare import normalise_stdout, stdout_matches, values_equal
+from .compare import normalize_stdout, return_value_matches, stdout_matches
 from .encoding import EncodeCaps, decode_value, encode_value
 from .isolation import LAYERS, Limits, SandboxUnavailableError
 from .sandbox import STATUSES, Job, Result, SandboxPool, TestResult, Verdict
@@ -25,8 +26,8 @@ from .tracer import plain_variable_names
 __all__ = [
     "LAYERS", "STATUSES", "EncodeCaps", "Job", "Limits", "Result", "SandboxPool",
     "SandboxUnavailableError", "TestResult", "TestSpec", "Verdict", "check_solution",
-    "decode_value", "encode_value", "normalise_stdout", "plain_variable_names", "run_program",
-    "shared_pool", "stdout_matches", "values_equal",
+    "decode_value", "encode_value", "normalize_stdout", "plain_variable_names",
+    "return_value_matches", "run_program", "shared_pool", "stdout_matches",
 ]  # fmt: skip
 
 _shared: SandboxPool | None = None

@@ -13,6 +13,13 @@ the current path; shared non-cyclic references are encoded each time they occur.
 ``decode_value`` turns an encoded value back into plain Python builtins (tuples, sets,
 non-str-key dicts, non-finite floats); bigints and unrepresentable markers stay as their
 tagged dicts. ``canonical_json`` is the text used to order set items.
+
+Alignment labels (traced variables, return values) are read with ``decode_label`` instead:
+sets become hashable ``frozenset``, and truncated or unrepresentable values become marker
+objects (``TruncatedInt``, ``Unrepresentable``) that never equal anything; malformed tagged
+objects raise. ``plain_json`` renders a decoded label as the plain JSON value a model is asked
+to write (tuples and sets as lists, non-``str`` keys as their compact JSON text, non-finite
+floats as ``"nan"``/``"inf"``/``"-inf"``).
 """
 
 from __future__ import annotations
@@ -148,6 +155,17 @@ def canonical_json(encoded: object) -> str:
     return json.dumps(encoded, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def holds_marker(encoded: object) -> bool:
+    """Whether an encoded value holds a truncated int or an unrepresentable part anywhere."""
+    if isinstance(encoded, dict):
+        if TAG_UNREPRESENTABLE in encoded or TAG_BIGINT in encoded:
+            return True
+        return any(holds_marker(v) for v in encoded.values())
+    if isinstance(encoded, list):
+        return any(holds_marker(v) for v in encoded)
+    return False
+
+
 def decode_value(encoded: object) -> object:
     """Encoded value -> plain Python value (inverse of ``encode_value`` where possible)."""
     if isinstance(encoded, list):
@@ -178,3 +196,126 @@ def decode_value(encoded: object) -> object:
     if TAG_BIGINT in encoded or TAG_UNREPRESENTABLE in encoded:
         return encoded
     return {k: decode_value(v) for k, v in encoded.items()}
+
+
+# ------------------------------------------------------------------------ alignment labels
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedInt:
+    """An int the encoding cut to its first digits (``{"__bigint__": ..., "digits": n}``)."""
+
+    prefix: str
+    digits: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Unrepresentable:
+    """A value the encoding could not carry (``{"__unrepresentable__": type, "reason": ...}``)."""
+
+    type_name: str
+    reason: str
+
+
+_TAG_KEYSETS = {
+    frozenset({TAG_FLOAT}): TAG_FLOAT,
+    frozenset({TAG_TUPLE}): TAG_TUPLE,
+    frozenset({TAG_SET}): TAG_SET,
+    frozenset({TAG_DICT}): TAG_DICT,
+    frozenset({TAG_BIGINT, "digits"}): TAG_BIGINT,
+    frozenset({TAG_UNREPRESENTABLE, "reason"}): TAG_UNREPRESENTABLE,
+}
+_NONFINITE_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _label_tag(value: object) -> str | None:
+    if isinstance(value, dict):
+        return _TAG_KEYSETS.get(frozenset(value))
+    return None
+
+
+def _list_field(encoded: dict, tag: str) -> list:
+    items = encoded[tag]
+    if not isinstance(items, list):
+        raise ValueError(f"{tag} must hold a JSON list, got {type(items).__name__}")
+    return items
+
+
+def decode_label(encoded: object) -> object:
+    """Decodes an encoded alignment label into Python values.
+
+    Tuples become ``tuple``, sets ``frozenset`` (hashable, so they can sit inside sets and
+    dict keys), ``__dict__`` objects ``dict`` with decoded keys, non-finite floats ``float``;
+    truncated ints and unrepresentable values become :class:`TruncatedInt` /
+    :class:`Unrepresentable`. Raises ``ValueError`` on malformed tagged objects.
+    """
+    tag = _label_tag(encoded)
+    if tag == TAG_FLOAT:
+        word = encoded[TAG_FLOAT]
+        if word not in _NONFINITE_FLOATS:
+            raise ValueError(
+                f"{TAG_FLOAT} must be one of {sorted(_NONFINITE_FLOATS)}, got {word!r}"
+            )
+        return _NONFINITE_FLOATS[word]
+    if tag == TAG_TUPLE:
+        return tuple(decode_label(item) for item in _list_field(encoded, TAG_TUPLE))
+    if tag == TAG_SET:
+        try:
+            return frozenset(decode_label(item) for item in _list_field(encoded, TAG_SET))
+        except TypeError as e:
+            raise ValueError(f"{TAG_SET} item is not hashable: {e}") from e
+    if tag == TAG_DICT:
+        decoded = {}
+        for pair in _list_field(encoded, TAG_DICT):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ValueError(f"{TAG_DICT} items must be [key, value] pairs, got {pair!r}")
+            key = decode_label(pair[0])
+            try:
+                decoded[key] = decode_label(pair[1])
+            except TypeError as e:
+                raise ValueError(f"{TAG_DICT} key is not hashable: {e}") from e
+        return decoded
+    if tag == TAG_BIGINT:
+        return TruncatedInt(str(encoded[TAG_BIGINT]), int(encoded["digits"]))
+    if tag == TAG_UNREPRESENTABLE:
+        return Unrepresentable(str(encoded[TAG_UNREPRESENTABLE]), str(encoded["reason"]))
+    if isinstance(encoded, list):
+        return [decode_label(item) for item in encoded]
+    if isinstance(encoded, dict):
+        return {key: decode_label(value) for key, value in encoded.items()}
+    if encoded is None or isinstance(encoded, (bool, int, float, str)):
+        return encoded
+    raise ValueError(f"not a JSON value: {type(encoded).__name__}")
+
+
+def plain_json(decoded: object) -> object:
+    """A decoded label -> the plain JSON value a model is asked to write (module docstring).
+
+    Raises ``ValueError`` for truncated or unrepresentable parts: such labels are never asked.
+    """
+    if isinstance(decoded, (TruncatedInt, Unrepresentable)):
+        raise ValueError(f"cannot render {decoded!r} for a prompt: it is never asked")
+    if isinstance(decoded, float) and not math.isfinite(decoded):
+        return "nan" if math.isnan(decoded) else ("inf" if decoded > 0 else "-inf")
+    if isinstance(decoded, (list, tuple)):
+        return [plain_json(item) for item in decoded]
+    if isinstance(decoded, frozenset):
+        # Sorted by canonical JSON text so the rendering is deterministic.
+        return sorted((plain_json(item) for item in decoded), key=plain_json_text)
+    if isinstance(decoded, dict):
+        return {plain_key(key): plain_json(value) for key, value in decoded.items()}
+    return decoded
+
+
+def plain_json_text(plain: object) -> str:
+    """Compact, key-sorted JSON text of a plain JSON value (non-ASCII kept)."""
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def plain_key(key: object) -> str:
+    """How a decoded dict key is written in JSON: a ``str`` as itself, any other key as the
+    compact JSON text of its plain value (``1`` -> ``"1"``, ``(0, 1)`` -> ``"[0,1]"``)."""
+    if isinstance(key, str):
+        return key
+    plain = plain_json(key)
+    return plain if isinstance(plain, str) else plain_json_text(plain)

@@ -21,12 +21,29 @@ of the instruction ("in ```python ...``` at the end") opens nothing. It closes a
 three backticks, wherever they are (small models often write ``print(x)```). Blocks whose
 body is blank are ignored. The returned code is dedented, has leading and trailing blank lines
 removed, and ends with one newline.
+
+With ``semantics="official"`` both functions reproduce the official CodeRL+ code instead:
+
+* ``extract_code`` (what the code reward judges; verl ``livecodebench/compute_score.py``):
+  when the text contains ``</think>``, only the part between the first ``</think>`` and the
+  next one is searched. Blocks are the non-overlapping matches of the regular expression
+  ``_OFFICIAL_BLOCK`` (three backticks, the tag exactly ``python``, a newline, then the body up
+  to the next three backticks anywhere, even mid-line); the last one is taken as is (not
+  stripped) and must ``ast.parse``, else ``None``. So ``Python``, ``py``, ``python3`` and
+  untagged fences, a CRLF after the tag and unterminated fences give no code.
+* ``extract_task_code`` (what a failed rollout's alignment task is built from;
+  ``recipe/code_extractor.py``): the same pattern over the whole text (``</think>`` is not
+  looked at), every block stripped, blank ones dropped, the last one taken, no parse check.
+
+``semantics="improved"`` uses the rules above for both.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
+import warnings
 
 EXTRACT_REASONS: tuple[str, ...] = (
     "fenced_python",
@@ -39,6 +56,7 @@ PYTHON_TAGS = frozenset({"python", "py", "python3"})
 _FENCE = "```"
 _OPENING_FENCE = re.compile(r"(?:^|(?<=\s))```[ \t]*([^\s`]*)[ \t]*\n", re.MULTILINE)
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_OFFICIAL_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def _strip_reasoning(text: str) -> str:
@@ -90,6 +108,52 @@ def extract_code_with_reason(completion: str) -> tuple[str | None, str]:
     return None, "no_code"
 
 
-def extract_code(completion: str) -> str | None:
-    """The program in ``completion``, or None when it holds none (see the module docstring)."""
+def _parses(code: str) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning about the program: not ours to print
+        try:
+            ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
+    return True
+
+
+def _official_reward_code(completion: str) -> str | None:
+    text = completion.split("</think>")[1] if "</think>" in completion else completion
+    blocks = _OFFICIAL_BLOCK.findall(text)
+    return blocks[-1] if blocks and _parses(blocks[-1]) else None
+
+
+def _official_task_code(completion: str) -> str | None:
+    blocks = [block.strip() for block in _OFFICIAL_BLOCK.findall(completion)]
+    blocks = [block for block in blocks if block]
+    return blocks[-1] if blocks else None
+
+
+def _improved_code(completion: str) -> str | None:
     return extract_code_with_reason(completion)[0]
+
+
+_REWARD_EXTRACTORS = {"improved": _improved_code, "official": _official_reward_code}
+_TASK_EXTRACTORS = {"improved": _improved_code, "official": _official_task_code}
+
+
+def _check_text(completion: str, semantics: str, table: dict) -> None:
+    if not isinstance(completion, str):
+        raise TypeError(f"extract_code: completion must be str, got {type(completion).__name__}")
+    if semantics not in table:
+        raise ValueError(f"semantics must be one of {tuple(table)}, got {semantics!r}")
+
+
+def extract_code(completion: str, semantics: str = "improved") -> str | None:
+    """The program the code reward judges in ``completion``, or None when it holds none
+    (rules of each ``semantics`` in the module docstring)."""
+    _check_text(completion, semantics, _REWARD_EXTRACTORS)
+    return _REWARD_EXTRACTORS[semantics](completion)
+
+
+def extract_task_code(completion: str, semantics: str = "improved") -> str | None:
+    """The program an alignment task is built from when ``completion`` failed, or None
+    (official: a different extractor than the reward's; see the module docstring)."""
+    _check_text(completion, semantics, _TASK_EXTRACTORS)
+    return _TASK_EXTRACTORS[semantics](completion)

@@ -16,7 +16,7 @@ Modes (``job["mode"]``):
   (below) and send the output text.
 * ``call``: run the body once, then for each test call the function (or a fresh
   ``Solution()``'s method) and send the encoded return value. Expected values never enter
-  the sandbox: the comparison happens in the supervisor (``compare.values_equal``).
+  the sandbox: the comparison happens in the supervisor (``compare.py``).
 * ``assert``: ``U`` runs the body then serves calls of the entry point; ``C``, forked before
   ``U`` is confined and never running program code, runs ``check(candidate)`` where
   ``candidate`` forwards encoded arguments to ``U`` and decodes the encoded reply into plain
@@ -55,8 +55,7 @@ import struct
 import sys
 import traceback
 
-from .encoding import DEFAULT_CAPS, _type_name, decode_value, encode_value
-from .spec import TAG_BIGINT, TAG_UNREPRESENTABLE
+from .encoding import DEFAULT_CAPS, _type_name, decode_value, encode_value, holds_marker
 from .tracer import PROGRAM_FILENAME, VariableTracer
 
 _HEADER = struct.Struct(">I")
@@ -350,16 +349,6 @@ class CandidateError(Exception):
     """The program's entry point raised, or returned something that is not plain data."""
 
 
-def _contains_marker(encoded: object) -> bool:
-    if isinstance(encoded, dict):
-        if TAG_UNREPRESENTABLE in encoded or TAG_BIGINT in encoded:
-            return True
-        return any(_contains_marker(v) for v in encoded.values())
-    if isinstance(encoded, list):
-        return any(_contains_marker(v) for v in encoded)
-    return False
-
-
 def run_checker_child(job: dict, marker: Channel, candidate_calls: Channel) -> None:
     """The checker process ``C`` of assert tests: runs ``check(candidate)``, never returns."""
 
@@ -373,7 +362,7 @@ def run_checker_child(job: dict, marker: Channel, candidate_calls: Channel) -> N
             raise CandidateError("the program stopped before answering")
         if "error" in reply:
             raise CandidateError(reply["error"])
-        if _contains_marker(reply["value"]):
+        if holds_marker(reply["value"]):
             raise CandidateError(f"returned a value that is not plain data: {reply['value']}")
         return decode_value(reply["value"])
 

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 
-from .compare import stdout_matches, values_equal
+from .compare import return_value_matches, stdout_matches
 
 # What the harness may report for a test it ran (anything else is a forged message).
 TEST_STATUSES = ("ok", "runtime_error", "memory_limit", "output_limit")
@@ -50,9 +50,9 @@ class Judge:
             raise ValueError(f"malformed result for test {i}")
         passed = False
         if status == "ok" and self.mode == "stdio":
-            passed = stdout_matches(expected, got or "", self.tests["float_tolerance"])
+            passed = stdout_matches(got or "", expected, self.tests["float_tolerance"])
         elif status == "ok":
-            passed = values_equal(json.loads(expected), got)
+            passed = return_value_matches(got, json.loads(expected))
         self.results[i] = {
             "passed": passed, "status": status, "expected": expected, "got": got,
             "error": message.get("error"),

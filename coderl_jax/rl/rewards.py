@@ -40,7 +40,7 @@ import numpy as np
 
 from coderl_jax.execution.extract import extract_code
 from coderl_jax.execution.spec import TestSpec
-from coderl_jax.rl.values import stdout_equal, values_equal
+from coderl_jax.execution.compare import answer_stdout_matches, answer_value_matches
 
 # ========================================================================= code generation
 
@@ -200,9 +200,9 @@ def output_correct(predicted: Any, expected_output: Any, output_kind: str) -> bo
     if output_kind == "stdout":
         if not isinstance(expected_output, str):
             raise ValueError(f"stdout expected_output must be str, got {type(expected_output)}")
-        return stdout_equal(predicted, expected_output)
+        return answer_stdout_matches(predicted, expected_output)
     if output_kind == "return":
-        return values_equal(predicted, expected_output)
+        return answer_value_matches(predicted, expected_output)
     raise ValueError(f"output_kind must be one of {OUTPUT_KINDS}, got {output_kind!r}")
 
 
@@ -212,7 +212,7 @@ def score_alignment_answer(
     """Per-item check of a parsed answer: ``(final_output correct, #variables correct)``."""
     predicted_variables = answer["variables"]
     num_correct = sum(
-        name in predicted_variables and values_equal(predicted_variables[name], label)
+        name in predicted_variables and answer_value_matches(predicted_variables[name], label)
         for name, label in expected_variables.items()
     )
     return output_correct(answer["final_output"], expected_output, output_kind), num_correct

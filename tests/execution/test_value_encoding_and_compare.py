@@ -4,7 +4,7 @@ import json
 import sys
 
 from coderl_jax.execution import EncodeCaps, decode_value, encode_value
-from coderl_jax.execution.compare import normalise_stdout, stdout_matches, values_equal
+from coderl_jax.execution.compare import normalize_stdout, return_value_matches, stdout_matches
 
 
 def test_encoding_of_plain_and_tagged_values():
@@ -76,33 +76,33 @@ def test_self_reference_depth_size_and_hostile_objects():
     assert encode_value(huge)["reason"] == "more than 20000 nodes"
 
 
-def test_values_equal_is_type_aware():
+def test_return_value_matches_is_type_aware():
     enc = encode_value
-    assert values_equal(3, enc(3))
-    assert values_equal(3.0, enc(3))
-    assert values_equal(0.1 + 0.2, enc(0.3))
-    assert not values_equal(True, enc(1))
-    assert not values_equal(1, enc(True))
-    assert not values_equal("1", enc(1))
-    assert values_equal([1, 2], enc((1, 2)))  # JSON has no tuples
-    assert not values_equal({"__tuple__": [1, 2]}, enc([1, 2]))
-    assert values_equal({"__set__": [1, 2]}, enc({2, 1}))
-    assert not values_equal([1, 2], enc({1, 2}))
-    assert values_equal({"a": 1, "b": [2]}, enc({"b": [2], "a": 1}))
-    assert not values_equal({"a": 1}, enc({"a": 1, "b": 2}))
-    assert values_equal(json.loads('{"__dict__": [[1, "x"]]}'), enc({1: "x"}))
-    assert values_equal({"__float__": "nan"}, enc(float("nan")))
+    assert return_value_matches(enc(3), 3)
+    assert return_value_matches(enc(3), 3.0)
+    assert return_value_matches(enc(0.3), 0.1 + 0.2)
+    assert not return_value_matches(enc(1), True)
+    assert not return_value_matches(enc(True), 1)
+    assert not return_value_matches(enc(1), "1")
+    assert return_value_matches(enc((1, 2)), [1, 2])  # JSON has no tuples
+    assert not return_value_matches(enc([1, 2]), {"__tuple__": [1, 2]})
+    assert return_value_matches(enc({2, 1}), {"__set__": [1, 2]})
+    assert not return_value_matches(enc({1, 2}), [1, 2])
+    assert return_value_matches(enc({"b": [2], "a": 1}), {"a": 1, "b": [2]})
+    assert not return_value_matches(enc({"a": 1, "b": 2}), {"a": 1})
+    assert return_value_matches(enc({1: "x"}), json.loads('{"__dict__": [[1, "x"]]}'))
+    assert return_value_matches(enc(float("nan")), {"__float__": "nan"})
 
     class AlwaysEqual:
         def __eq__(self, other):
             return True
 
-    assert not values_equal(3, enc(AlwaysEqual()))
-    assert not values_equal(None, enc(AlwaysEqual()))
+    assert not return_value_matches(enc(AlwaysEqual()), 3)
+    assert not return_value_matches(enc(AlwaysEqual()), None)
 
 
 def test_stdout_normalisation_and_float_tolerance():
-    assert normalise_stdout("a  \r\nb\t\n\n\n") == "a\nb"
+    assert normalize_stdout("a  \r\nb\t\n\n\n") == "a\nb"
     assert stdout_matches("1 2\n3\n", "1 2   \r\n3")
     assert not stdout_matches("1 2\n3", "1 2 3")
     assert not stdout_matches("0.333333", "0.3333")
