@@ -1,4 +1,5 @@
-"""Checkpointer: exact round trips (plain and resharded), keep-last-K, damaged and
+"""Checkpointer: exact round trips (plain and resharded), params as their own item (and
+old one-item checkpoints), keep-last-K and keep_period, damaged vs mismatched and
 interrupted checkpoints, and SIGTERM -> save -> clean exit in a real subprocess."""
 
 import json
@@ -14,11 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from coderl_jax.checkpoint import Checkpointer, CheckpointError, PreemptionGuard
+from coderl_jax.checkpoint import (
+    CheckpointDamagedError,
+    Checkpointer,
+    CheckpointError,
+    CheckpointMismatchError,
+    PreemptionGuard,
+)
 from coderl_jax.rl.alignment import AlignmentTask
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
 
@@ -98,6 +106,65 @@ def test_round_trip_is_exact_with_extras_and_buffer(tmp_path):
     ckpt.close()
 
 
+def test_params_are_their_own_item_and_restore_without_the_optimizer_state(tmp_path):
+    state = make_state()
+    ckpt = Checkpointer(tmp_path, save_every=1, keep_last=2)
+    ckpt.save(3, state, {"next_step": 3})
+    ckpt.wait()
+    assert {"params", "train_state", "extras"} <= set(os.listdir(ckpt.step_dir(3)))
+    restored = ckpt.restore_params(abstract_of(state["params"]))
+    assert restored.step == 3 and restored.extras == {"next_step": 3}
+    assert_trees_equal(restored.state, state["params"])
+    assert_trees_equal(ckpt.restore(abstract_of(state)).state, state)
+    ckpt.close()
+
+
+def test_checkpoints_of_one_state_item_still_restore(tmp_path):
+    """Checkpoints written before params had their own item: one 'state' item."""
+    state = make_state()
+    manager = ocp.CheckpointManager(
+        tmp_path / "checkpoints",
+        item_handlers={
+            "state": ocp.StandardCheckpointHandler(),
+            "extras": ocp.JsonCheckpointHandler(),
+        },
+    )
+    manager.save(5, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), extras=ocp.args.JsonSave({"next_step": 5})
+    ))  # fmt: skip
+    manager.wait_until_finished()
+    manager.close()
+    ckpt = Checkpointer(tmp_path, read_only=True)
+    restored = ckpt.restore(abstract_of(state))
+    assert restored.step == 5 and restored.extras == {"next_step": 5}
+    assert_trees_equal(restored.state, state)
+    assert_trees_equal(ckpt.restore_params(abstract_of(state["params"])).state, state["params"])
+    ckpt.close()
+
+
+def test_a_checkpoint_of_other_shapes_is_a_mismatch_not_damage(tmp_path):
+    ckpt = save_steps(tmp_path, [1, 2])
+    wider = {"x": jax.ShapeDtypeStruct((4,), jnp.float32)}
+    with pytest.raises(CheckpointMismatchError, match="2: the checkpoint does not fit") as e:
+        ckpt.restore(wider)  # no fall back to step 1: it would not fit either
+    assert "x is saved with shape (3,), this state has (4,)" in str(e.value)
+    other_tree = {"x": wider["x"], "y": wider["x"]}
+    with pytest.raises(CheckpointMismatchError, match="settings differ"):
+        ckpt.restore(other_tree, step=1)
+    ckpt.close()
+
+
+def test_keep_period_keeps_its_multiples_for_good(tmp_path):
+    ckpt = Checkpointer(tmp_path, save_every=1, keep_last=1, keep_period=3)
+    for step in range(1, 8):
+        ckpt.save(step, {"x": jnp.zeros(2)}, {})
+    ckpt.wait()
+    assert ckpt.all_steps() == [3, 6, 7]
+    ckpt.close()
+    with pytest.raises(ValueError, match="keep_period"):
+        Checkpointer(tmp_path, keep_period=-1)
+
+
 def test_sharded_state_restores_onto_a_different_sharding(tmp_path):
     devices = np.array(jax.devices())
     assert devices.size == 8, "conftest.py should give 8 fake CPU devices"
@@ -171,15 +238,15 @@ def test_damaged_latest_falls_back_to_previous_step(tmp_path, caplog, damage):
         with open(extras_file, "w") as f:
             f.write('{"step": ')
     else:
-        for name in os.listdir(os.path.join(step_dir, "state")):
-            path = os.path.join(step_dir, "state", name)
+        for name in os.listdir(os.path.join(step_dir, "train_state")):
+            path = os.path.join(step_dir, "train_state", name)
             if os.path.isdir(path):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
     abstract = {"x": jax.ShapeDtypeStruct((3,), jnp.float32)}
 
-    with pytest.raises(CheckpointError, match=f"{step_dir}: cannot restore step 2"):
+    with pytest.raises(CheckpointDamagedError, match=f"{step_dir}: cannot restore step 2: the"):
         ckpt.restore(abstract, step=2)
     with caplog.at_level(logging.WARNING, logger="coderl_jax.checkpoint"):
         restored = ckpt.restore(abstract)
