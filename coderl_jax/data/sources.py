@@ -3,6 +3,8 @@
 ``load_problems("humaneval", "test", data_dir)`` builds the dataset on first use (into
 ``data_dir``, array_record files; manual datasets read their input from ``manual_dir``) and
 returns its records as ``Problem`` objects in source order (row ``index``).
+``data_dir=None`` means `default_data_dir()`: ``$TFDS_DATA_DIR`` when set, else
+``~/.cache/coderl_jax/tensorflow_datasets``.
 ``load_reasoning_items`` does the same for the code-reasoning datasets. A dataset already
 built in ``data_dir`` is read without rebuilding.
 
@@ -34,6 +36,13 @@ from coderl_jax.settings import ConfigError, require
 logger = logging.getLogger(__name__)
 
 CACHE_DIR = os.path.join("~", ".cache", "coderl_jax")  # built models and datasets
+DATA_DIR_ENV = "TFDS_DATA_DIR"  # TFDS's own variable (a cluster's shared or scratch disk)
+
+
+def default_data_dir() -> str:
+    """``$TFDS_DATA_DIR`` when it is set and not empty, else
+    ``~/.cache/coderl_jax/tensorflow_datasets`` (``~`` not expanded)."""
+    return os.environ.get(DATA_DIR_ENV) or os.path.join(CACHE_DIR, "tensorflow_datasets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +50,9 @@ class DataConfig:
     """Code-generation problems."""
 
     dataset: str = "coderl_synthetic"  # TFDS builder name (see coderl_jax.data.builders)
-    data_dir: str = os.path.join(CACHE_DIR, "tensorflow_datasets")  # TFDS data_dir
+    # TFDS data_dir. None: $TFDS_DATA_DIR if set, else ~/.cache/coderl_jax/tensorflow_datasets,
+    # read when the config is built (the saved config names the directory the run used).
+    data_dir: str | None = None
     manual_dir: str | None = None  # for builders whose data the user provides (prime_code, ...)
     train_split: str = "train"  # split that RL draws prompts from
     max_prompt_tokens: int = 512  # prompts longer than this are skipped (counted)
@@ -53,6 +64,8 @@ class DataConfig:
     synthetic_families: tuple[str, ...] = ()
 
     def __post_init__(self):
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", default_data_dir())
         require(self.max_prompt_tokens >= 8, "max_prompt_tokens", "must be >= 8")
         require(len(self.synthetic_sizes) == 4, "synthetic_sizes", "needs 4 counts")
         try:
@@ -63,7 +76,7 @@ class DataConfig:
 
 def prepare(
     name: str,
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     config: str | tfds.core.BuilderConfig | None = None,
     skip_bad_rows: bool = False,
@@ -72,7 +85,7 @@ def prepare(
 
     Args:
       name: one of ``builders.PROBLEM_DATASETS + builders.REASONING_DATASETS``.
-      data_dir: TFDS data directory (created if missing).
+      data_dir: TFDS data directory (created if missing); None: `default_data_dir()`.
       manual_dir: where manual datasets find their input files (default
         ``<data_dir>/downloads/manual``); each builder's docstring says which file goes where.
       config: a builder config or its name (``coderl_synthetic`` sizes; see
@@ -86,7 +99,7 @@ def prepare(
     known = builders.PROBLEM_DATASETS + builders.REASONING_DATASETS
     if name not in known:
         raise ValueError(f"unknown dataset {name!r}; expected one of {known}")
-    data_dir = os.path.expanduser(os.fspath(data_dir))
+    data_dir = os.path.expanduser(os.fspath(data_dir or default_data_dir()))
     builder = tfds.builder(name, data_dir=data_dir, config=config, skip_bad_rows=skip_bad_rows)
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
@@ -120,7 +133,7 @@ def load_records(builder: tfds.core.DatasetBuilder, split: str) -> list[dict[str
 def load_problems(
     name: str,
     split: str,
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     config: str | tfds.core.BuilderConfig | None = None,
     skip_bad_rows: bool = False,
@@ -139,7 +152,7 @@ def load_problems(
 def load_reasoning_items(
     name: str,
     split: str,
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     skip_bad_rows: bool = False,
 ) -> list[ReasoningItem]:
