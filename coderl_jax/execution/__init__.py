@@ -5,7 +5,8 @@ Public API (stdlib only, so the sandbox worker can import this package on its ow
 * ``SandboxPool`` (context manager) with ``run_batch(list[Job]) -> list[Result]`` and
   ``check_batch(list[(code, TestSpec)]) -> list[Verdict]``; ``Limits`` for its resources.
 * ``run_program`` / ``check_solution``: one-shot conveniences backed by a shared pool that
-  starts on first use (``shared_pool()``) and is closed at interpreter exit.
+  starts on first use (``shared_pool()``) and is closed at interpreter exit;
+  ``check_solution(..., semantics="official")`` is the official CodeRL+ code judge.
 * ``compare``: every comparison that decides a reward (test runner and alignment answers,
   improved and official rules side by side).
 * ``plain_variable_names``: traced qualified names -> plain names.
@@ -15,17 +16,20 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Mapping
 
 from .compare import normalize_stdout, return_value_matches, stdout_matches
 from .encoding import EncodeCaps, decode_value, encode_value
+from .harness_official import OFFICIAL_TIMEOUT_S
 from .isolation import LAYERS, Limits, SandboxUnavailableError
 from .sandbox import STATUSES, Job, Result, SandboxPool, TestResult, Verdict
-from .spec import TestSpec
+from .spec import OfficialRowFails, TestSpec
 from .tracer import plain_variable_names
 
 __all__ = [
-    "LAYERS", "STATUSES", "EncodeCaps", "Job", "Limits", "Result", "SandboxPool",
-    "SandboxUnavailableError", "TestResult", "TestSpec", "Verdict", "check_solution",
+    "LAYERS", "OFFICIAL_TIMEOUT_S", "STATUSES", "EncodeCaps", "Job", "Limits", "Result",
+    "SandboxPool", "SandboxUnavailableError", "TestResult", "TestSpec", "Verdict",
+    "check_solution",
     "decode_value", "encode_value", "normalize_stdout", "plain_variable_names",
     "return_value_matches", "run_program", "shared_pool", "stdout_matches",
 ]  # fmt: skip
@@ -57,7 +61,30 @@ def run_program(
 
 
 def check_solution(
-    code: str, tests: TestSpec, timeout_s: float = 5.0, stop_at_first_failure: bool = True
+    code: str,
+    tests: TestSpec | Mapping | str,
+    timeout_s: float | None = None,
+    semantics: str = "improved",
+    stop_at_first_failure: bool = True,
 ) -> Verdict:
-    """Runs ``code`` against ``tests`` in one sandboxed child; ``timeout_s`` is per test."""
-    return shared_pool().check_batch([(code, tests)], timeout_s, stop_at_first_failure)[0]
+    """Runs ``code`` against ``tests`` in one sandboxed child and judges it.
+
+    Args:
+      code: the program (already extracted from a completion).
+      tests: a ``TestSpec``, or the ground truth of an official training row (a dict
+        ``{"inputs", "outputs", "fn_name"?}`` or its JSON text, read by
+        ``TestSpec.from_official``).
+      timeout_s: wall-clock limit per test (None: 5 s improved, 6 s official).
+      semantics: ``"improved"`` (this project's judge) or ``"official"`` (the official
+        CodeRL+ judge, ``harness_official.py``; stdio and call tests only).
+      stop_at_first_failure: skip the tests after a failing one (always, when official).
+    """
+    if timeout_s is None:
+        timeout_s = OFFICIAL_TIMEOUT_S if semantics == "official" else 5.0
+    if not isinstance(tests, TestSpec):
+        try:
+            tests = TestSpec.from_official(tests)
+        except OfficialRowFails as e:
+            return Verdict.failed("runtime_error", f"the official judge fails this row: {e}")
+    pool = shared_pool()
+    return pool.check_batch([(code, tests)], timeout_s, stop_at_first_failure, semantics)[0]

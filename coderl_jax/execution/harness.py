@@ -5,7 +5,8 @@ the checker process ``C``. Results leave through *channels*: pipes whose read en
 supervisor holds, carrying length-prefixed JSON messages (``Channel``), separate from
 stdout/stderr, so printing can never forge them.
 
-Modes (``job["mode"]``):
+Modes (``job["mode"]``), under ``semantics="improved"`` (``"official"``: the official judge's
+own rules, ``harness_official.py``):
 
 * ``run``: execute the program as ``__main__`` with the job's stdin; then, with ``call``,
   invoke the function on the decoded arguments and send its encoded return value; with
@@ -56,6 +57,8 @@ import sys
 import traceback
 
 from .encoding import DEFAULT_CAPS, _type_name, decode_value, encode_value, holds_marker
+from .harness_official import run_official_job
+from .spec import decode_arguments
 from .tracer import PROGRAM_FILENAME, VariableTracer
 
 _HEADER = struct.Struct(">I")
@@ -276,11 +279,11 @@ def _run_stdio_tests(code, job: dict, channel: Channel) -> None:
 
 
 def _run_call_tests(globals_: dict, job: dict, channel: Channel) -> None:
-    fn_name = job["tests"]["fn_name"]
+    fn_name, argument_format = job["tests"]["fn_name"], job["tests"]["call_arguments"]
     for i, args_text in enumerate(job["tests"]["inputs"]):
         channel.send({"t": "start", "i": i})
         try:
-            args = decode_value(json.loads(args_text))
+            args = decode_value(decode_arguments(args_text, argument_format))
             value = encode_value(_resolve_function(globals_, fn_name)(*args))
             message = {"t": "test", "i": i, "status": "ok", "value": value}
         except BaseException as e:
@@ -307,6 +310,8 @@ def run_program_child(job: dict, channel: Channel, candidate_requests: Channel |
     # From here on program code may write to the channel; the supervisor trusts no
     # "sandbox_error" message that arrives after this one.
     channel.send({"t": "ready"})
+    if job.get("semantics") == "official":
+        run_official_job(job, channel)
     exit_code, error = 0, None
     try:
         code = compile(job["code"], PROGRAM_FILENAME, "exec")

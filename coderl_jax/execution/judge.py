@@ -1,7 +1,8 @@
 """From a finished job's messages and wait status to its report: statuses and verdicts.
 
 Runs in the supervisor, outside the sandbox. ``Judge`` compares each test result the
-harness sends with the expected output (``compare.py``) as it arrives. ``build_report``
+harness sends with the expected output as it arrives, by the job's rules (``compare.py``:
+``stdout_matches``/``return_value_matches``, or their ``official_*`` counterparts). ``build_report``
 then decides the job's status: a sandbox failure before program code ran
 (``sandbox_error``), the supervisor's kill reason (``timeout``, ``output_limit``; a
 corrupted channel counts as ``runtime_error`` and voids every reported test), the signal
@@ -17,7 +18,12 @@ import json
 import os
 import signal
 
-from .compare import return_value_matches, stdout_matches
+from .compare import (
+    official_return_matches,
+    official_stdout_matches,
+    return_value_matches,
+    stdout_matches,
+)
 
 # What the harness may report for a test it ran (anything else is a forged message).
 TEST_STATUSES = ("ok", "runtime_error", "memory_limit", "output_limit")
@@ -35,6 +41,7 @@ class Judge:
     def __init__(self, job: dict):
         self.tests = job.get("tests")
         self.mode = job["mode"]
+        self.official = job.get("semantics") == "official"
         self.results: dict[int, dict] = {}
         self.current: int | None = None
 
@@ -48,16 +55,24 @@ class Judge:
         got = message.get("stdout") if self.mode == "stdio" else message.get("value")
         if status not in TEST_STATUSES or (self.mode == "stdio" and not isinstance(got, str)):
             raise ValueError(f"malformed result for test {i}")
-        passed = False
-        if status == "ok" and self.mode == "stdio":
-            passed = stdout_matches(got or "", expected, self.tests["float_tolerance"])
-        elif status == "ok":
-            passed = return_value_matches(got, json.loads(expected))
+        passed = status == "ok" and self._matches(got, expected)
         self.results[i] = {
             "passed": passed, "status": status, "expected": expected, "got": got,
             "error": message.get("error"),
         }  # fmt: skip
         return passed
+
+    def _matches(self, got, expected: str) -> bool:
+        if self.mode == "stdio" and self.official:
+            return official_stdout_matches(got, expected)
+        if self.mode == "stdio":
+            return stdout_matches(got, expected, self.tests["float_tolerance"])
+        try:
+            if self.official:
+                return official_return_matches(got, expected)
+            return return_value_matches(got, json.loads(expected))
+        except (ValueError, RecursionError):  # expected text not JSON; nesting past the stack
+            return False
 
 
 def _process_status(job, watch, status, rusage, kill_reason, cpu_limit) -> tuple[str, str | None]:

@@ -39,6 +39,7 @@ from .isolation import LAYERS, Limits, SandboxUnavailableError
 from .spec import TestSpec
 from .worker import BOOTSTRAP, _job_budget_s, sandbox_error
 
+SEMANTICS = ("improved", "official")
 STATUSES = (
     "ok", "runtime_error", "timeout", "memory_limit", "output_limit", "killed_by_signal",
     "sandbox_error",
@@ -58,6 +59,8 @@ class Job:
     call: tuple[str, str] | None = None  # (function name, JSON argument list) after the body
     tests: TestSpec | None = None
     stop_at_first_failure: bool = True
+    # Test rules: "improved" (harness.py, compare.py) or "official" (harness_official.py).
+    semantics: str = "improved"
 
     def __post_init__(self):
         if not isinstance(self.code, str):
@@ -79,6 +82,13 @@ class Job:
             raise TypeError(f"Job.tests must be a TestSpec, got {type(self.tests).__name__}")
         if self.tests is not None and (self.trace or self.call):
             raise ValueError("Job: trace/call apply to plain runs, not to jobs with tests")
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"Job.semantics must be one of {SEMANTICS}, got {self.semantics!r}")
+        if self.semantics == "official" and (self.tests is None or self.tests.kind == "assert"):
+            raise ValueError(
+                "Job: semantics='official' judges stdio and call tests (the official judge "
+                "has no assert tests, and plain runs have no judge)"
+            )
 
     def to_wire(self, limits: Limits) -> dict:
         return {
@@ -90,6 +100,7 @@ class Job:
             "mode": self.tests.kind if self.tests else "run",
             "tests": self.tests.to_json() if self.tests else None,
             "stop_at_first_failure": self.stop_at_first_failure,
+            "semantics": self.semantics,
             "limits": limits.to_json(),
         }
 
@@ -131,7 +142,8 @@ class Result:
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """A program judged against its tests."""
+    """A program judged against its tests. Without tests it fails, except under the official
+    rules, where it passes when the program got through the judge's preparation."""
 
     passed: bool
     status: str  # the status of the first failing test, else "ok"
@@ -140,18 +152,60 @@ class Verdict:
     result: Result
 
     @classmethod
-    def from_result(cls, result: Result) -> Verdict:
+    def from_result(cls, result: Result, semantics: str = "improved") -> Verdict:
         tests = result.tests or []
         first = next((i for i, t in enumerate(tests) if not t.passed), None)
         status = "ok" if first is None else tests[first].status
-        if result.status == "sandbox_error":
-            status = "sandbox_error"
-        passed = bool(tests) and first is None and result.status != "sandbox_error"
+        if result.status == "sandbox_error" or (not tests and semantics == "official"):
+            status = result.status
+        passed = first is None and status == "ok" and (bool(tests) or semantics == "official")
         return cls(passed=passed, status=status, tests=tests, first_failure=first, result=result)
+
+    @classmethod
+    def failed(cls, status: str, error: str) -> Verdict:
+        """The verdict on a program that never ran (``status``, with ``error`` saying why)."""
+        result = Result(status, None, "", "", 0.0, 0.0, error=error, tests=[])
+        return cls(passed=False, status=status, tests=[], first_failure=None, result=result)
 
 
 class _WorkerDied(Exception):
     pass
+
+
+_spawn_requests: queue.Queue = queue.Queue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _serve_spawn_requests() -> None:
+    while True:
+        function, args, kwargs, done = _spawn_requests.get()
+        try:
+            done.put((True, function(*args, **kwargs)))
+        except BaseException as e:
+            done.put((False, e))
+
+
+def _from_lasting_thread(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` called on one thread that lives as long as the process.
+
+    A worker dies with the thread that started it (``PR_SET_PDEATHSIG`` follows the forking
+    thread, not the process), so workers are started there: a pool made on a short-lived
+    thread (an executor's, a test's) keeps its workers after that thread ends.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(
+                target=_serve_spawn_requests, name="sandbox-spawner", daemon=True
+            )
+            _spawner.start()
+    done: queue.Queue = queue.Queue(maxsize=1)
+    _spawn_requests.put((function, args, kwargs, done))
+    ok, value = done.get()
+    if not ok:
+        raise value
+    return value
 
 
 class _Worker:
@@ -159,7 +213,8 @@ class _Worker:
 
     def __init__(self, index: int, python: str, limits: Limits, disabled, base_dir: str):
         self.index = index
-        self.process = subprocess.Popen(
+        self.process = _from_lasting_thread(
+            subprocess.Popen,
             [python, "-I", "-c", BOOTSTRAP, _PACKAGE_DIR],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
         )  # fmt: skip
@@ -292,18 +347,21 @@ class SandboxPool:
         programs: list[tuple[str, TestSpec]],
         timeout_s: float = 5.0,
         stop_at_first_failure: bool = True,
+        semantics: str = "improved",
     ) -> list[Verdict]:
-        """Judges each ``(code, tests)``; ``timeout_s`` applies per test."""
+        """Judges each ``(code, tests)`` by the ``semantics``' rules; ``timeout_s`` applies
+        per test. The official judge always stops at the first failing test."""
         jobs = [
             Job(
                 code=code,
                 tests=tests,
                 timeout_s=timeout_s,
-                stop_at_first_failure=stop_at_first_failure,
+                stop_at_first_failure=stop_at_first_failure or semantics == "official",
+                semantics=semantics,
             )
             for code, tests in programs
         ]
-        return [Verdict.from_result(r) for r in self.run_batch(jobs)]
+        return [Verdict.from_result(r, semantics) for r in self.run_batch(jobs)]
 
     def close(self) -> None:
         with self._lock:

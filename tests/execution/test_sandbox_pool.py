@@ -4,6 +4,8 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -252,3 +254,20 @@ def test_pool_directories_of_killed_owners_are_removed():
         assert not os.path.exists(stale)
         assert os.path.isdir(live_dir)
     assert not os.path.exists(live_dir)
+
+
+def test_pool_made_on_a_short_lived_thread_keeps_its_workers(disabled_isolation):
+    # A worker dies with the thread that started it (PR_SET_PDEATHSIG): the pool starts
+    # them on a thread that lives as long as the process.
+    made = {}
+    thread = threading.Thread(
+        target=lambda: made.setdefault(
+            "pool", SandboxPool(num_workers=1, disabled_isolation=disabled_isolation)
+        )
+    )
+    thread.start()
+    thread.join()
+    with made["pool"] as pool:
+        time.sleep(0.2)
+        assert pool._workers[0].process.poll() is None
+        assert pool.run_batch([Job("print(1)")])[0].stdout == "1\n"
