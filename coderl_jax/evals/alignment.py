@@ -13,7 +13,7 @@ Metrics (over samples unless noted):
 * ``pass@k``: an answer with the right final output and every variable right (per item);
 * ``output_accuracy``: the right final output -- code execution (program + input -> output);
 * ``variable_accuracy``: variables right / variables asked;
-* ``reward``: the mean alignment reward (``official`` mode: 0.1 format bonus + 0.9 * share
+* ``reward``: the mean alignment reward (``improved`` mode: 0.1 format bonus + 0.9 * share
   right);
 * ``parse/<reason>``: how answers parsed (``ok``, ``invalid_json``, ...), plus
   ``prompt_too_long``.
@@ -81,7 +81,7 @@ def score_alignment(
                         answer, task.expected_output, labels, task.output_kind
                     )
                 reward = alignment_reward(
-                    completion, task.expected_output, labels, output_kind=task.output_kind
+                    completion, task.expected_output, labels, "improved", task.output_kind
                 )
             passed = output_ok and variables_ok == len(labels)
             correct_T[t] += passed

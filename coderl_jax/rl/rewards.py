@@ -3,26 +3,30 @@
 Sections:
 
 * Code generation: extract the program, run it against the problem's tests in the sandbox
-  (all tests in one child, stopping at the first failure by default); reward 1.0 iff every
-  test passes, else 0.0. Output comparison rules are the test runner's
-  (`coderl_jax.execution.spec`): stdout is compared after normalising line endings and
-  stripping trailing whitespace on each line and trailing blank lines; with a float
-  tolerance, tokens that both parse as floats match within it.
+  (all tests in one child, stopping at the first failure); reward 1.0 iff every test
+  passes, else 0.0. ``semantics`` picks the rules: ``"improved"`` (``extract.extract_code``'s
+  fences, this project's test runner: stdout compared after normalising line endings,
+  trailing whitespace and trailing blank lines, floats within an optional tolerance, typed
+  return values) or ``"official"`` (the official CodeRL+ extraction and LiveCodeBench judge,
+  ``execution/harness_official.py``, 6 s per test).
 * Execution semantics alignment (CodeRL+, arXiv 2510.18471): parse the model's answer line
-  and score it per item against the traced labels.
+  and score it per item (``final_output`` and each asked variable ``V``) against the labels.
 
-Alignment answer format: the completion's last non-empty line is one JSON object
-``{"final_output": ..., "variables": {"name": value, ...}}``. Only a trailing code-fence
-line (```` ``` ````) after it and backticks around the line itself are tolerated; anything
-else (prose on the line, a JSON object spread over several lines) is a format error.
+Alignment reward modes (comparison rules in :mod:`coderl_jax.execution.compare`):
 
-Alignment reward modes (``V`` = the variables asked, an item = ``final_output`` or one
-variable; equality rules in :mod:`coderl_jax.rl.values`):
-
-* ``"official"`` (the authors' code): ``0.1 + 0.9 * (#correct items) / (1 + |V|)`` for a
-  parsable answer, 0 otherwise. The 0.1 is a format bonus.
-* ``"paper"`` (paper, eq. for R_sem): ``(#correct variables) / |V|``; ``final_output`` is not
-  scored and there is no format bonus; an unparsable answer gets 0.
+* ``"official"`` (the official code, ``recipe/reward/reward_function_coderlplus.py``): the
+  answer is the last line of the stripped completion (split on ``\n`` only), parsed by
+  ``json.loads``; it needs both keys; items compare by ``check_value_equality``; reward
+  ``0.1 + (#correct items / (1 + |V|)) * 0.9``, 0 for an unparsable answer and for any
+  error while scoring (e.g. ``"variables": null`` when ``V`` is not empty). Labels are plain
+  JSON values, as official tasks store them.
+* ``"improved"`` (this project's): the last non-empty line, tolerating a closing fence line
+  after it and backticks around it (nothing else: prose on the line or a JSON object over
+  several lines is a format error); ``"variables"`` must be an object; items compare by
+  ``answer_stdout_matches`` / ``answer_value_matches`` against encoded labels; the same
+  formula as official.
+* ``"paper"`` (the paper's R_sem): parsed and compared as ``"improved"``, reward
+  ``(#correct variables) / |V|``: ``final_output`` is not scored, no format bonus.
 
 A variable the answer omits counts as wrong. Extra keys are ignored.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import decimal
 import json
 import warnings
 from collections.abc import Sequence
@@ -38,9 +43,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from coderl_jax.execution import OFFICIAL_TIMEOUT_S
+from coderl_jax.execution.compare import (
+    OFFICIAL_INT_DIGITS,
+    answer_stdout_matches,
+    answer_value_matches,
+    check_value_equality,
+)
 from coderl_jax.execution.extract import extract_code
 from coderl_jax.execution.spec import TestSpec
-from coderl_jax.execution.compare import answer_stdout_matches, answer_value_matches
 
 # ========================================================================= code generation
 
@@ -86,15 +97,18 @@ def code_generation_rewards(
     check_batch,
     timeout_s: float = 5.0,
     float_tolerance: float | None = None,
+    semantics: str = "improved",
 ) -> tuple[np.ndarray, list[str], list[str | None], list]:
     """Rewards of code-generation completions.
 
     Args:
       completions: model outputs.
       tests: the problem's tests for each completion.
-      check_batch: ``SandboxPool.check_batch``-like: list of (code, TestSpec) -> Verdicts.
-      timeout_s: per-test wall-clock limit.
-      float_tolerance: if set, overrides each stdio TestSpec's float tolerance.
+      check_batch: ``SandboxPool.check_batch``-like: list of (code, TestSpec) -> Verdicts,
+        taking ``timeout_s`` and ``semantics`` keywords.
+      timeout_s: per-test wall-clock limit (improved; the official judge allows 6 s).
+      float_tolerance: if set, overrides each stdio TestSpec's float tolerance (improved).
+      semantics: ``"improved"`` or ``"official"`` extraction and judge (module docstring).
 
     Returns:
       ``(rewards_N float32, outcomes, programs, verdicts)``: programs are None where no code
@@ -102,9 +116,9 @@ def code_generation_rewards(
     """
     if len(completions) != len(tests):
         raise ValueError(f"{len(completions)} completions but {len(tests)} test specs")
-    programs = [extract_code(c) for c in completions]
+    programs = [extract_code(c, semantics) for c in completions]
     rewards_N, outcomes, verdicts = judge_programs(
-        programs, tests, check_batch, timeout_s, float_tolerance
+        programs, tests, check_batch, timeout_s, float_tolerance, semantics
     )
     return rewards_N, outcomes, programs, verdicts
 
@@ -115,26 +129,32 @@ def judge_programs(
     check_batch,
     timeout_s: float = 5.0,
     float_tolerance: float | None = None,
+    semantics: str = "improved",
 ) -> tuple[np.ndarray, list[str], list]:
     """Runs extracted programs (None: no code was found) against their tests in one sandbox
     batch; arguments as ``code_generation_rewards``. Returns ``(rewards_N, outcomes,
-    verdicts)``."""
+    verdicts)``. Improved rules skip programs that do not compile (``syntax_error``); the
+    official judge decides that itself (it only needs ``ast.parse``, so e.g. a top-level
+    ``return`` in a stdio program runs)."""
     if len(programs) != len(tests):
         raise ValueError(f"{len(programs)} programs but {len(tests)} test specs")
+    official = semantics == "official"
     outcomes: list[str] = ["no_code" if p is None else "" for p in programs]
     to_run = []
     for i, program in enumerate(programs):
         if program is None:
             continue
-        if not _compiles(program):
+        if not official and not _compiles(program):
             outcomes[i] = "syntax_error"
             continue
         spec = tests[i]
-        if float_tolerance is not None and spec.kind == "stdio":
+        if float_tolerance is not None and spec.kind == "stdio" and not official:
             spec = dataclasses.replace(spec, float_tolerance=float_tolerance)
         to_run.append((i, program, spec))
     verdicts: list = [None] * len(programs)
-    ran = check_batch([(p, s) for _, p, s in to_run], timeout_s=timeout_s) if to_run else []
+    timeout_s = OFFICIAL_TIMEOUT_S if official else timeout_s
+    pairs = [(p, s) for _, p, s in to_run]
+    ran = check_batch(pairs, timeout_s=timeout_s, semantics=semantics) if to_run else []
     for (i, _, _), verdict in zip(to_run, ran):
         verdicts[i] = verdict
         outcomes[i] = code_outcome(verdict)
@@ -144,11 +164,11 @@ def judge_programs(
 
 # =========================================================== execution semantics alignment
 
-ALIGNMENT_REWARD_MODES: tuple[str, ...] = ("official", "paper")
+ALIGNMENT_REWARD_MODES: tuple[str, ...] = ("official", "improved", "paper")
 OUTPUT_KINDS: tuple[str, ...] = ("stdout", "return")
 FORMAT_BONUS = 0.1
 
-# Reasons returned by parse_alignment_answer; "ok" means the answer parsed.
+# Outcomes of parsing and scoring an answer ("ok": scored); a metric key each.
 PARSE_REASONS: tuple[str, ...] = (
     "ok",
     "empty_completion",
@@ -157,6 +177,7 @@ PARSE_REASONS: tuple[str, ...] = (
     "missing_final_output",
     "missing_variables",
     "variables_not_an_object",
+    "scoring_error",  # official: an exception while scoring (e.g. "variables": null) -> 0
 )
 
 
@@ -181,7 +202,7 @@ def parse_alignment_answer(completion: str) -> tuple[dict | None, str]:
         return None, "empty_completion"
     try:
         parsed = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # incl. ints past the int/str digit limit
         return None, "invalid_json"
     if not isinstance(parsed, dict):
         return None, "not_an_object"
@@ -218,25 +239,89 @@ def score_alignment_answer(
     return output_correct(answer["final_output"], expected_output, output_kind), num_correct
 
 
-def _reward_from_score(
-    parsed: bool, output_ok: bool, num_correct: int, num_variables: int, mode: str
-) -> float:
-    if mode == "official":
-        if not parsed:
-            return 0.0
-        return FORMAT_BONUS + (1.0 - FORMAT_BONUS) * (int(output_ok) + num_correct) / (
-            1 + num_variables
-        )
-    if num_variables == 0:
+def official_int(text: str) -> int:
+    """``int(text)`` as the official reward process reads JSON ints: up to
+    ``OFFICIAL_INT_DIGITS`` digits, whatever this process's own limit."""
+    if len(text.lstrip("-")) > OFFICIAL_INT_DIGITS:
+        raise ValueError(f"Exceeds the limit ({OFFICIAL_INT_DIGITS} digits) for an int")
+    try:
+        return int(text)
+    except ValueError:  # past this process's limit: Decimal converts without one
+        return int(decimal.Decimal(text))
+
+
+def parse_official_answer(completion: str) -> tuple[dict | None, str]:
+    """The official answer parser: the last ``\n``-separated line of the stripped completion,
+    stripped, read by ``json.loads`` (ints of up to 50 000 digits, as in the official
+    process); an object with both keys. Returns ``(answer, reason)`` as
+    :func:`parse_alignment_answer`; ``answer["variables"]`` may be any JSON value."""
+    line = completion.strip().split("\n")[-1].strip()
+    try:
+        parsed = json.loads(line, parse_int=official_int)
+    except (ValueError, RecursionError):
+        return None, "invalid_json" if line else "empty_completion"
+    if not isinstance(parsed, dict):  # officially a TypeError follows: reward 0
+        return None, "not_an_object"
+    if "final_output" not in parsed:
+        return None, "missing_final_output"
+    if "variables" not in parsed:
+        return None, "missing_variables"
+    return {"final_output": parsed["final_output"], "variables": parsed["variables"]}, "ok"
+
+
+def score_official_answer(
+    answer: dict, expected_output: Any, expected_variables: dict
+) -> tuple[bool, int]:
+    """The official per-item check: ``(final_output correct, #variables correct)`` by
+    ``check_value_equality``. Raises where the official code raises (``"variables"`` not an
+    object when variables are asked, ``float`` overflow, ...): the reward is then 0."""
+    output_ok = check_value_equality(answer["final_output"], expected_output)
+    predicted_variables = answer["variables"]
+    num_correct = 0
+    for name, expected in expected_variables.items():
+        if name in predicted_variables:
+            num_correct += check_value_equality(predicted_variables[name], expected)
+    return output_ok, num_correct
+
+
+def _score(
+    completion: str, expected_output: Any, expected_variables: dict, output_kind: str, mode: str
+) -> tuple[float, str, bool, int]:
+    """``(reward, reason, final_output correct, #variables correct)`` of one completion."""
+    num_variables = len(expected_variables)
+    if mode == "paper" and num_variables == 0:
         raise ValueError("paper-mode alignment reward needs at least one variable")
-    return num_correct / num_variables if parsed else 0.0
+    if mode == "official":
+        answer, reason = parse_official_answer(completion)
+        if answer is None:
+            return 0.0, reason, False, 0
+        try:
+            output_ok, num_correct = score_official_answer(
+                answer, expected_output, expected_variables
+            )
+        except Exception:  # as the official reward: any error while scoring gives 0
+            return 0.0, "scoring_error", False, 0
+        items = (int(output_ok) + num_correct) / (1 + num_variables)
+        return FORMAT_BONUS + items * (1.0 - FORMAT_BONUS), reason, output_ok, num_correct
+    answer, reason = parse_alignment_answer(completion)
+    if answer is None:
+        return 0.0, reason, False, 0
+    output_ok, num_correct = score_alignment_answer(
+        answer, expected_output, expected_variables, output_kind
+    )
+    if mode == "paper":
+        return num_correct / num_variables, reason, output_ok, num_correct
+    items = (int(output_ok) + num_correct) / (1 + num_variables)
+    return FORMAT_BONUS + items * (1.0 - FORMAT_BONUS), reason, output_ok, num_correct
 
 
-def _check_mode(mode: str) -> None:
+def _check_mode(mode: str, output_kind: str = "stdout") -> None:
     if mode not in ALIGNMENT_REWARD_MODES:
         raise ValueError(
             f"alignment reward mode must be one of {ALIGNMENT_REWARD_MODES}, got {mode!r}"
         )
+    if output_kind not in OUTPUT_KINDS:
+        raise ValueError(f"output_kind must be one of {OUTPUT_KINDS}, got {output_kind!r}")
 
 
 def alignment_reward(
@@ -246,24 +331,19 @@ def alignment_reward(
     mode: str = "official",
     output_kind: Literal["stdout", "return"] = "stdout",
 ) -> float:
-    """Reward of one alignment completion (formulas in the module docstring).
+    """Reward of one alignment completion (modes and formulas in the module docstring).
 
     Args:
       completion: the model's full response text.
-      expected_output: the program's stdout (``output_kind="stdout"``) or its encoded return
-        value (``output_kind="return"``, call-based programs).
-      expected_variables: plain variable name -> encoded final value, for every asked
-        variable (|V| = its length).
-      mode: ``"official"`` (0.1 + 0.9 * correct/(1+|V|)) or ``"paper"`` (correct vars/|V|).
+      expected_output: the program's stdout (``output_kind="stdout"``) or, improved and
+        paper modes, its encoded return value (``output_kind="return"``, call-based tasks).
+      expected_variables: variable name -> label, for every asked variable (|V| = its
+        length): plain JSON values for ``"official"``, the value encoding otherwise.
+      mode: ``"official"``, ``"improved"`` or ``"paper"``.
+      output_kind: how ``final_output`` is judged in the improved and paper modes.
     """
-    _check_mode(mode)
-    answer, _ = parse_alignment_answer(completion)
-    if answer is None:
-        return _reward_from_score(False, False, 0, len(expected_variables), mode)
-    output_ok, num_correct = score_alignment_answer(
-        answer, expected_output, expected_variables, output_kind
-    )
-    return _reward_from_score(True, output_ok, num_correct, len(expected_variables), mode)
+    _check_mode(mode, output_kind)
+    return _score(completion, expected_output, expected_variables, output_kind, mode)[0]
 
 
 def alignment_rewards(
@@ -291,16 +371,12 @@ def alignment_rewards(
     counts["items/variables_asked"] = sum(len(v) for v in expected_variables)
     rewards_N = np.zeros((n,), np.float32)
     for i, completion in enumerate(completions):
-        answer, reason = parse_alignment_answer(completion)
+        _check_mode(mode, output_kinds[i])
+        reward, reason, output_ok, num_correct = _score(
+            completion, expected_outputs[i], expected_variables[i], output_kinds[i], mode
+        )
         counts[f"parse/{reason}"] += 1
-        output_ok, num_correct = False, 0
-        if answer is not None:
-            output_ok, num_correct = score_alignment_answer(
-                answer, expected_outputs[i], expected_variables[i], output_kinds[i]
-            )
         counts["items/output_correct"] += int(output_ok)
         counts["items/variables_correct"] += num_correct
-        rewards_N[i] = _reward_from_score(
-            answer is not None, output_ok, num_correct, len(expected_variables[i]), mode
-        )
+        rewards_N[i] = reward
     return rewards_N, dict(counts)

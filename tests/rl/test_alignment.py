@@ -373,9 +373,9 @@ def test_end_to_end_answers_get_documented_rewards():
         ),
         (pairs_task, "The answer is i=2, j=2, s=5.", 0.0, 0.0),
     ]
-    for task, answer, official, paper in cases:
+    for task, answer, improved, paper in cases:
         completion = "Walking through the loops...\n" + answer
-        for mode, want in (("official", official), ("paper", paper)):
+        for mode, want in (("improved", improved), ("paper", paper)):
             got = alignment_reward(
                 completion, task.expected_output, task.labels, mode, task.output_kind
             )
@@ -386,7 +386,7 @@ def test_end_to_end_answers_get_documented_rewards():
                 task.reference_answer(),
                 task.expected_output,
                 task.labels,
-                "official",
+                "improved",
                 task.output_kind,
             )
             == 1.0
@@ -442,7 +442,7 @@ def test_real_sandbox_conversion_end_to_end():
                 task.reference_answer(),
                 task.expected_output,
                 task.labels,
-                "official",
+                "improved",
                 task.output_kind,
             )
             == 1.0
