@@ -63,12 +63,14 @@ class RolloutConfig:
     num_samples: int = 8  # G: completions per prompt (one GRPO group)
     sampling: SamplingConfig = SamplingConfig(max_new_tokens=96, temperature=1.0)
     advantage_estimator: AdvantageEstimator = "grpo"  # how rewards become advantages
-    exec_timeout_s: float = 5.0  # wall-clock limit per program (all its tests)
+    exec_timeout_s: float = 5.0  # wall-clock limit per test / program run (official judge: 6 s)
     float_tolerance: float | None = None  # stdio tests: compare float tokens within this
     num_sandbox_workers: int | None = None  # sandbox pool size (None: CPU count)
     overlap_chunks: int = 2  # split generation so execution of chunk k overlaps chunk k+1
-    # Alignment reward: "official" (0.1 + 0.9 * fraction right) or "paper" (the fraction).
-    alignment_reward_mode: Literal["official", "paper"] = "official"
+    # Alignment reward (rl/rewards.py): "official" (the official code's, for official tasks),
+    # "improved" (0.1 + 0.9 * fraction right), "paper" (fraction of variables); None: the
+    # semantics' own ("official" or "improved").
+    alignment_reward_mode: Literal["official", "improved", "paper"] | None = None
     overlong_buffer_len: int = 0  # DAPO soft overlong punishment window (0: off)
     dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ
     max_sampling_rounds: int = 3  # dynamic sampling: rollout rounds per step at most
@@ -321,6 +323,7 @@ class RolloutRunner:
                 self.check_batch,
                 timeout_s=self.config.exec_timeout_s,
                 float_tolerance=self.config.float_tolerance,
+                semantics=self.config.semantics,
             )
             rewards_N[code_rows] = r
             result["counts"].update(f"code/outcome/{o}" for o in outcomes)
@@ -354,7 +357,7 @@ class RolloutRunner:
                 [t.expected_output for t in tasks],
                 [t.labels for t in tasks],
                 [t.output_kind for t in tasks],
-                mode=self.config.alignment_reward_mode,
+                mode=self.config.alignment_reward_mode or self.config.semantics,
             )
             rewards_N[align_rows] = r
             result["counts"].update({f"align/{k}": v for k, v in counts.items()})
