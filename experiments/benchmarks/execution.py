@@ -145,7 +145,7 @@ def load_execution_package(rev: str, directory: str):
 
 def run_baseline(programs, concurrency: int, timeout_s: float) -> list[bool]:
     base = run_baseline.package
-    fields = [f.name for f in dataclasses.fields(TestSpec)]
+    fields = [f.name for f in dataclasses.fields(base.TestSpec)]  # those it has
     programs = [(c, base.TestSpec(**{f: getattr(s, f) for f in fields})) for c, s in programs]
     passed, run_baseline.elapsed, run_baseline.cpu_s = _time_pool(
         base.SandboxPool, programs, concurrency, timeout_s
