@@ -26,12 +26,13 @@ Then, as ``run_test`` does:
   with stdout a fresh ``StringIO`` (whose ``close`` wants one argument); the *original*
   ``sys.stdin`` object's ``read``, ``readlines`` and ``readline`` answer the whole input, its
   ``split("\\n")``, and its next piece (``StopIteration`` once exhausted); ``sys.stdin`` is a
-  ``StringIO`` of the input and ``builtins.open`` a ``mock_open`` of it. ``SystemExit``
-  ends a test normally. What went to that ``StringIO`` is the test's output.
+  ``StringIO`` of the input and ``builtins.open`` a ``mock_open`` of it (made on first use).
+  ``SystemExit`` ends a test normally. What went to that ``StringIO`` is the test's output.
 * call: ``PRELUDE`` and the program run as ``tmp_sol``; the method is
   ``tmp_sol.Solution().<fn_name>`` if the text holds ``class Solution``, else
-  ``tmp_sol.<fn_name>``; every test's arguments are decoded (one JSON value per line) before
-  the first call; each call's return value is sent encoded (stdin and stdout untouched).
+  ``tmp_sol.<fn_name>``; every test's arguments are decoded (official rows: one JSON value
+  per line) before the first call; each call's return value is sent encoded (stdin and
+  stdout untouched).
 * A failure before the tests fails the first test (the official result is ``[-4]``); a
   failing test ends the job (the supervisor stops at the first wrong answer).
 """
@@ -154,11 +155,31 @@ def _load(text: str):
     return module.Solution() if "class Solution" in text else module
 
 
+class _MockOpen:
+    """``builtins.open`` during a stdio test: the official ``mock_open(read_data=input)``,
+    made when first used (making one costs about 4 ms; few programs ever look it up). Only
+    ``type()`` and ``repr()`` of ``builtins.open`` itself tell the two apart."""
+
+    def __init__(self, text: str):
+        self._text, self._mock = text, None
+
+    def _made(self):
+        if self._mock is None:
+            from unittest import mock
+
+            self._mock = mock.mock_open(read_data=self._text)
+        return self._mock
+
+    def __call__(self, *args, **kwargs):
+        return self._made()(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._made(), name)
+
+
 @contextlib.contextmanager
 def _official_stdin(text: str):
     """The official per-test stdin patches, entered and left in the official order."""
-    from unittest import mock
-
     original, pieces = sys.stdin, iter(text.split("\n"))
     patches = {
         "read": lambda *args: text,
@@ -170,7 +191,7 @@ def _official_stdin(text: str):
     for name, function in patches.items():
         setattr(original, name, function)
     sys.stdin = io.StringIO(text)
-    builtins.open = mock.mock_open(read_data=text)
+    builtins.open = _MockOpen(text)
     try:
         yield
     finally:
@@ -234,7 +255,9 @@ def run_official_job(job: dict, channel) -> None:
     try:
         method = _prepare(job)
         if tests["kind"] == "call":
-            arguments = [decode_arguments(text, tests["call_arguments"]) for text in tests["inputs"]]
+            arguments = [
+                decode_arguments(text, tests["call_arguments"]) for text in tests["inputs"]
+            ]
     except BaseException as e:
         error = e.args[0] if isinstance(e, ProgramFails) else describe_exception(e)
         if tests["inputs"]:

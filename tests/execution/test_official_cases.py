@@ -154,3 +154,18 @@ def test_compare(case):
 def test_case_counts():
     """The fixture sizes the report quotes (a change to the cases shows up here)."""
     assert (len(JUDGE), len(EXTRACT), len(COMPARE)) == (128, 35, 28)
+
+
+def test_official_judge_deliberate_deviations():
+    """Where this sandbox keeps its own rule under official semantics (README, Fidelity)."""
+    rigged = "class Any:\n    def __eq__(self, other):\n        return True\n\n"
+    rigged += "class Solution:\n    def f(self, x):\n        return Any()"
+    row = {"inputs": ["1"], "outputs": ["5"], "fn_name": "f"}
+    # Officially `Any() == 5` is True; here values cross the sandbox as data, so a rigged
+    # __eq__ is never run outside it.
+    assert not check_solution(rigged, row, semantics="official").passed
+    # The sandbox's memory limit holds in both semantics (the official judge has none).
+    hog = "x = bytearray(3 << 30)\nprint(1)"
+    assert not check_solution(
+        hog, {"inputs": ["\n"], "outputs": ["1\n"]}, semantics="official"
+    ).passed
