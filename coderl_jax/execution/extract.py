@@ -138,22 +138,22 @@ _REWARD_EXTRACTORS = {"improved": _improved_code, "official": _official_reward_c
 _TASK_EXTRACTORS = {"improved": _improved_code, "official": _official_task_code}
 
 
-def _check_text(completion: str, semantics: str, table: dict) -> None:
-    if not isinstance(completion, str):
-        raise TypeError(f"extract_code: completion must be str, got {type(completion).__name__}")
+def _check_text(text: str, semantics: str, table: dict) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"extract_code: completion must be str, got {type(text).__name__}")
     if semantics not in table:
         raise ValueError(f"semantics must be one of {tuple(table)}, got {semantics!r}")
 
 
-def extract_code(completion: str, semantics: str = "improved") -> str | None:
-    """The program the code reward judges in ``completion``, or None when it holds none
-    (rules of each ``semantics`` in the module docstring)."""
-    _check_text(completion, semantics, _REWARD_EXTRACTORS)
-    return _REWARD_EXTRACTORS[semantics](completion)
+def extract_code(text: str, semantics: str = "improved") -> str | None:
+    """The program the code reward judges in the completion ``text``, or None when it holds
+    none (rules of each ``semantics`` in the module docstring)."""
+    _check_text(text, semantics, _REWARD_EXTRACTORS)
+    return _REWARD_EXTRACTORS[semantics](text)
 
 
-def extract_task_code(completion: str, semantics: str = "improved") -> str | None:
-    """The program an alignment task is built from when ``completion`` failed, or None
-    (official: a different extractor than the reward's; see the module docstring)."""
-    _check_text(completion, semantics, _TASK_EXTRACTORS)
-    return _TASK_EXTRACTORS[semantics](completion)
+def extract_task_code(text: str, semantics: str = "improved") -> str | None:
+    """The program an alignment task is built from when the completion ``text`` failed, or
+    None (official: a different extractor than the reward's; see the module docstring)."""
+    _check_text(text, semantics, _TASK_EXTRACTORS)
+    return _TASK_EXTRACTORS[semantics](text)
