@@ -5,7 +5,9 @@ tiny model, built and cached on first use) onto its shardings, the tokenizer, th
 sampler and the alignment buffer, and restores the latest checkpoint of the run's workdir
 if there is one (otherwise the state starts from the initial weights, or from another
 run's params with ``init_from``). `load(workdir)` does the same, read-only, from a saved
-run's config: the notebook entry (`coderl_jax.loop.load` re-exports it).
+run's config: the notebook entry (`coderl_jax.loop.load` re-exports it). `load_policy`
+reads only what sampling needs (params, model config, tokenizer, mesh), never the
+optimizer state: evaluation and export use it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 import jax
-import numpy as np
 
+from coderl_jax import workdir as workdir_lib
 from coderl_jax.checkpoint import Checkpointer
 from coderl_jax.data import sources
 from coderl_jax.data.builders import synthetic_config
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFERENCE_DIR = "reference_hf"  # initial policy (after warm start / init_from), for the KL
-CONFIG_FILE = "config.json"
+CONFIG_FILE = workdir_lib.CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,28 +83,11 @@ class Learner:
     checkpointer: Checkpointer
     next_step: int = 0  # first RL step still to run
     iterator_state: dict | None = None
+    metrics_positions: dict | None = None  # metric files' sizes at the restored checkpoint
 
     @property
     def workdir(self) -> str:
         return self.config.run.workdir
-
-
-def check_config(config: Config, num_devices: int) -> None:
-    """Errors that need the device count (each names the flag to change)."""
-    rows = config.rollout.prompts_per_step * config.rollout.num_samples
-    data, fsdp, tensor = config.run.mesh
-    known = np.prod([s for s in (data, fsdp, tensor) if s != -1])
-    if num_devices % known:
-        raise ValueError(f"--mesh {config.run.mesh} does not fit {num_devices} devices")
-    batch_devices = num_devices // tensor if -1 in (data, fsdp) else data * fsdp
-    splits = config.train.num_mini_batches * config.train.num_micro_batches
-    if rows % (batch_devices * splits):
-        raise ValueError(
-            f"--prompts_per_step x --num_samples = {rows} rows must divide over "
-            f"{batch_devices} data-parallel devices x {splits} mini/micro-batches"
-        )
-    if config.model.hf_dir and not os.path.isdir(os.path.expanduser(config.model.hf_dir)):
-        raise FileNotFoundError(f"--hf_dir {config.model.hf_dir} does not exist")
 
 
 def _model_dir(config: Config) -> str:
@@ -163,15 +148,33 @@ def eval_data_options(config: Config) -> DataOptions:
     )
 
 
-def setup(config: Config, for_training: bool = True) -> Learner:
-    """Mesh, model, tokenizer, sampler, state (restored from the workdir when it has a
-    checkpoint, else fresh from the initial weights) and the alignment buffer."""
-    check_config(config, jax.device_count())
+@dataclasses.dataclass
+class Policy:
+    """What sampling from a model needs: its params and how to read and run them."""
+
+    params: Any
+    model_config: ModelConfig
+    tokenizer: Any
+    special: tokenizer_lib.SpecialTokens
+    mesh: jax.sharding.Mesh
+    hf_dir: str  # where the initial weights (and the tokenizer) came from
+    step: int | None = None  # the checkpoint's step; None: the initial weights
+
+
+def _model_and_tokenizer(config: Config):
+    """(mesh, hf_dir, model config, tokenizer, special tokens) of a run; no weights read."""
     mesh = mesh_lib.make_mesh(*config.run.mesh)
     hf_dir = _model_dir(config)
     model_config = ModelConfig.from_hf(hf_io.read_hf_config(hf_dir), **model_overrides(config))
     tokenizer = tokenizer_lib.load_tokenizer(hf_dir)
     special = tokenizer_lib.special_tokens(tokenizer, hf_dir, model_config.eos_token_id)
+    return mesh, hf_dir, model_config, tokenizer, special
+
+
+def setup(config: Config, for_training: bool = True) -> Learner:
+    """Mesh, model, tokenizer, sampler, state (restored from the workdir when it has a
+    checkpoint, else fresh from the initial weights) and the alignment buffer."""
+    mesh, hf_dir, model_config, tokenizer, special = _model_and_tokenizer(config)
     sampling = dataclasses.replace(
         config.rollout.sampling, stop_ids=special.stop_ids, pad_id=special.pad_id
     )
@@ -181,15 +184,17 @@ def setup(config: Config, for_training: bool = True) -> Learner:
         config.run.workdir,
         save_every=config.run.checkpoint_every,
         keep_last=config.run.keep_checkpoints,
+        keep_period=config.run.keep_period,
         read_only=not for_training,
     )
     buffer = AlignmentBuffer(config.alignment.buffer_capacity)
-    next_step, iterator_state = 0, None
+    next_step, iterator_state, positions = 0, None, None
     if checkpointer.latest_step() is not None:
         restored = checkpointer.restore(_abstract_state(model_config, config, mesh))
         state = restored.state
         next_step = int(restored.extras["next_step"])
         iterator_state = restored.extras.get("iterator")
+        positions = restored.extras.get("metrics")
         if restored.buffer_path:
             buffer = AlignmentBuffer.load_jsonl(
                 restored.buffer_path, config.alignment.buffer_capacity
@@ -219,6 +224,7 @@ def setup(config: Config, for_training: bool = True) -> Learner:
         checkpointer,
         next_step,
         iterator_state,
+        positions,
     )
 
 
@@ -245,18 +251,41 @@ def _abstract_state(model_config, config: Config, mesh):
     )
 
 
+def _abstract_params(model_config, config: Config, mesh):
+    return _abstract_state(model_config, config, mesh).params
+
+
 def _params_of_run(workdir: str, model_config, config: Config, mesh):
-    """Latest params of another run (`--init_from`)."""
+    """Latest params of another run (`--init_from`), without its optimizer state."""
     other = Checkpointer(os.path.expanduser(workdir), read_only=True)
     if other.latest_step() is None:
-        raise FileNotFoundError(f"--init_from {workdir}: no checkpoint found there")
-    return other.restore(_abstract_state(model_config, config, mesh)).state.params
+        raise FileNotFoundError(f"init_from {workdir}: no checkpoint found there")
+    return other.restore_params(_abstract_params(model_config, config, mesh)).state
+
+
+def saved_config(workdir: str) -> Config:
+    """The config a run was saved with, its workdir set to where it is now."""
+    from coderl_jax.config import Config
+
+    config = Config.load(os.path.join(workdir, CONFIG_FILE))
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, workdir=workdir))
 
 
 def load(workdir: str) -> Learner:
     """Notebook entry: the config, latest state, sampler, tokenizer and buffer of a run."""
-    from coderl_jax.config import Config
+    return setup(saved_config(workdir), for_training=False)
 
-    config = Config.load(os.path.join(workdir, CONFIG_FILE))
-    config = dataclasses.replace(config, run=dataclasses.replace(config.run, workdir=workdir))
-    return setup(config, for_training=False)
+
+def load_policy(workdir: str, mesh: tuple[int, int, int] | None = None) -> Policy:
+    """The latest params of a run (no optimizer state read) with its model config,
+    tokenizer and a mesh (``mesh``: its (data, fsdp, tensor) sizes; default: the run's)."""
+    config = saved_config(workdir)
+    if mesh is not None:
+        config = dataclasses.replace(config, run=dataclasses.replace(config.run, mesh=mesh))
+    mesh_, hf_dir, model_config, tokenizer, special = _model_and_tokenizer(config)
+    checkpointer = Checkpointer(workdir, read_only=True)
+    try:
+        restored = checkpointer.restore_params(_abstract_params(model_config, config, mesh_))
+    finally:
+        checkpointer.close()
+    return Policy(restored.state, model_config, tokenizer, special, mesh_, hf_dir, restored.step)

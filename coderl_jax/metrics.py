@@ -7,15 +7,23 @@ Everything a run writes goes under its workdir:
   ``rollout/align/``, ``eval/synthetic/``, ...). Non-finite values are written as
   ``null`` (strict JSON). A step may have several lines (e.g. train metrics, then eval
   metrics); :func:`read_metrics` merges them.
-- ``tensorboard/``: event files written by ``tensorboardX`` (no TensorFlow needed). As in
-  TensorFlow, tag characters other than letters, digits and ``_-/.`` become ``_``
-  (``pass@1`` -> ``pass_1``); ``metrics.jsonl`` keeps the keys as given.
+- ``tensorboard/``: event files written through ``tensorboardX`` (no TensorFlow needed).
+  Each scalar's tag is its ``metrics.jsonl`` key, character for character (``pass@1``
+  included): TensorBoard takes any string as a tag, and the renaming that
+  ``tensorboardX.add_scalar`` does (``pass@1`` -> ``pass_1``, with an INFO line each time)
+  is a rule for TensorFlow op names, which these tags are not.
 - ``samples.txt``: human-readable generations per kind, every ``samples_every`` steps.
+- the console: one line per finished step (`ConsoleProgress`) and one per evaluation.
 
-Resume: a run restarted from a checkpoint re-runs the steps after it, so opening a
-:class:`MetricsWriter` with ``start_step=s`` first drops every ``metrics.jsonl`` line with
-``step >= s`` (and a torn last line left by a crash) and asks TensorBoard to purge events
-from step ``s`` on. Only process 0 of a multi-host run writes anything.
+Resume: a run restarted from a checkpoint re-runs the steps after it. The loop stores
+:meth:`MetricsWriter.positions` (the byte sizes of ``metrics.jsonl`` and ``samples.txt``,
+flushed) with every checkpoint; a :class:`MetricsWriter` opened with ``resume_at=`` those
+positions cuts both files back to them, so they hold exactly what was written before that
+checkpoint (a line torn by a crash, or written after the checkpoint, is gone). Without
+positions (checkpoints of older runs), it drops the ``metrics.jsonl`` lines with
+``step >= start_step`` and a torn last line instead. TensorBoard is asked to purge events
+from ``start_step`` on, and the kept records of those steps are written again. Only process
+0 of a multi-host run writes anything.
 
 End of run: :func:`summary_table` (Markdown first/last/best of the key metrics) and
 :func:`plot_curves` (PNG of the reward and eval curves) read ``metrics.jsonl`` back;
@@ -43,9 +51,10 @@ DEFAULT_CONSOLE_KEYS = (
     "train/loss",
     "rollout/code/reward_mean",
     "rollout/align/reward_mean",
-    "eval/synthetic/pass@1",
 )
 _REWARD_KEY = re.compile(r"^rollout/[^/]+/reward_mean$")
+# Evaluation metrics on the console's evaluation line.
+_EVAL_KEY = re.compile(r"^eval/[^/]+/(sampled/)?(pass@1|reward)$")
 # Metrics where smaller is better; everything else (rewards, pass@k, accuracy) is maximised.
 _LOWER_IS_BETTER = re.compile(r"(loss|kl|time|_s)$")
 
@@ -103,15 +112,23 @@ def format_duration(seconds: float) -> str:
 
 
 class ConsoleProgress:
-    """One plain line per ``every`` steps: step/total, step time, ETA and key metrics.
+    """The console: one line per finished step and one per evaluation.
 
-    A step's metrics may arrive in several updates (the trainer writes the rollout's host
-    metrics first and the device metrics one step later); only updates that carry at least
-    one of ``keys`` print, so each step gets one line rather than one per update.
+    A step's metrics may arrive in several parts (the trainer writes a step's host metrics
+    when it ends and its device metrics one step later): `add` collects them and
+    `end_step` prints the step's line once they are all in, every ``every`` steps and for
+    the last step::
 
-    The step time is the mean over the last ``window`` intervals between updates, each
-    divided by the number of steps it covered; ETA = step time * (total - step). Lines are
-    plain ``print``s (no carriage returns), so they read well in CI and batch logs.
+        step 4 (5/30, 17%) | 2.10 s/step, ETA 52s | train/loss 0.031 | rollout/code/reward_mean 0.25
+
+    ``step 4`` is the step's ``metrics.jsonl`` step, ``5/30`` the steps done. A record
+    with ``eval/`` keys is an evaluation: it prints its own line at once, with its duration
+    (``time/eval``) and its pass@1 and reward metrics.
+
+    The step time is the mean of the last ``window`` intervals between `end_step` calls,
+    each less the evaluation time logged within it, so evaluations never inflate it;
+    ETA = step time * steps left (evaluations not included). Lines are plain ``print``s
+    (no carriage returns), so they read well in CI and batch logs.
     """
 
     def __init__(
@@ -130,32 +147,45 @@ class ConsoleProgress:
         self.total_steps, self.every, self.keys = total_steps, every, tuple(keys)
         self._clock, self._print = clock, print_fn
         self._step_times: collections.deque[float] = collections.deque(maxlen=window)
-        self._last: tuple[int, float] | None = None
+        self._pending: dict[int, dict[str, float]] = {}
+        self._last_end: float | None = None  # clock at the last end_step
+        self._excluded = 0.0  # evaluation seconds since then
 
     def seconds_per_step(self) -> float | None:
-        """Moving-average step time, or None before two updates."""
+        """Moving-average step time (evaluations excluded), or None before two steps."""
         return sum(self._step_times) / len(self._step_times) if self._step_times else None
 
-    def update(self, step: int, metrics: Mapping[str, float]) -> str | None:
-        """Records that ``step`` finished; prints and returns its line if it is due."""
+    def add(self, step: int, metrics: Mapping[str, float]) -> str | None:
+        """Collects ``metrics`` of ``step``; prints and returns an evaluation's line."""
+        if not any(key.startswith("eval/") for key in metrics):
+            self._pending.setdefault(step, {}).update(metrics)
+            return None
+        seconds = metrics.get("time/eval")
+        self._excluded += seconds or 0.0
+        parts = [f"eval at step {step}" + (f" ({format_duration(seconds)})" if seconds else "")]
+        parts += [f"{key} {value:.4g}" for key, value in metrics.items() if _EVAL_KEY.match(key)]
+        line = " | ".join(parts)
+        self._print(line)
+        return line
+
+    def end_step(self, step: int) -> str | None:
+        """Marks ``step`` finished (all its metrics added); prints and returns its line if
+        it is due."""
         now = self._clock()
-        if self._last is None or step < self._last[0]:
-            self._last = (step, now)
-        elif step > self._last[0]:
-            self._step_times.append((now - self._last[1]) / (step - self._last[0]))
-            self._last = (step, now)
-        # A second update for the same step (e.g. eval metrics) keeps the step's start time,
-        # so the time spent between the two counts towards that step.
-        if step % self.every != 0 and step != self.total_steps:
+        if self._last_end is not None:
+            self._step_times.append(max(now - self._last_end - self._excluded, 0.0))
+        self._last_end, self._excluded = now, 0.0
+        metrics = self._pending.pop(step, {})
+        self._pending = {s: m for s, m in self._pending.items() if s > step}
+        done = step + 1
+        if done % self.every != 0 and done != self.total_steps:
             return None
-        if self.keys and not any(key in metrics for key in self.keys):
-            return None
-        parts = [f"step {step}/{self.total_steps} ({100 * step / self.total_steps:.0f}%)"]
+        parts = [f"step {step} ({done}/{self.total_steps}, {100 * done / self.total_steps:.0f}%)"]
         per_step = self.seconds_per_step()
         if per_step is None:
             parts.append("ETA ?")
         else:
-            eta = format_duration(per_step * max(self.total_steps - step, 0))
+            eta = format_duration(per_step * max(self.total_steps - done, 0))
             parts.append(f"{per_step:.2f} s/step, ETA {eta}")
         parts += [f"{key} {metrics[key]:.4g}" for key in self.keys if key in metrics]
         line = " | ".join(parts)
@@ -168,9 +198,11 @@ class MetricsWriter:
 
     Usage::
 
-        with MetricsWriter(workdir, total_steps=200, start_step=restored_step + 1) as mw:
+        with MetricsWriter(workdir, total_steps=200) as mw:
             mw.write(step, {"train/loss": loss, "rollout/code/reward_mean": r})
+            mw.end_step(step)  # all of step's metrics are written: its console line
             mw.write_samples(step, "code", [(prompt, completion, reward, {"passed": 3})])
+            extras["metrics"] = mw.positions()  # with a checkpoint; resume_at= on restart
     """
 
     def __init__(
@@ -183,19 +215,21 @@ class MetricsWriter:
         console_keys: Sequence[str] = DEFAULT_CONSOLE_KEYS,
         clock: Callable[[], float] = time.monotonic,
         print_fn: Callable[[str], None] = print,
+        resume_at: Mapping[str, int] | None = None,
     ):
         """Opens the run's metric files for appending.
 
         Args:
           workdir: the run directory (created if missing).
           total_steps: steps in the whole run, for the progress line and ETA.
-          start_step: first step this process will write; existing ``metrics.jsonl`` lines
-            and TensorBoard events with ``step >= start_step`` are discarded. Use 0 for a
-            fresh run and ``checkpoint_step + 1`` when resuming.
+          start_step: first step this process will write: TensorBoard events from it on
+            are purged. Use 0 for a fresh run and the checkpoint's next step on resume.
           console_every: print a progress line every this many steps (and the last one).
           samples_every: :meth:`write_samples` writes only on multiples of this.
           console_keys: metrics shown on the progress line when present.
           clock, print_fn: injectable for tests.
+          resume_at: `positions` saved with the checkpoint resumed from: the files are cut
+            back to them. None: drop ``metrics.jsonl`` lines with ``step >= start_step``.
         """
         if samples_every < 1:
             raise ValueError(f"samples_every must be >= 1, got {samples_every}")
@@ -214,11 +248,14 @@ class MetricsWriter:
             return
         os.makedirs(self.workdir, exist_ok=True)
         metrics_path = os.path.join(self.workdir, METRICS_FILENAME)
-        _truncate_jsonl(metrics_path, start_step)
+        samples_path = os.path.join(self.workdir, SAMPLES_FILENAME)
+        if resume_at is not None:
+            for name, path in ((METRICS_FILENAME, metrics_path), (SAMPLES_FILENAME, samples_path)):
+                _cut(path, int(resume_at.get(name, 0)))
+        else:
+            _truncate_jsonl(metrics_path, start_step)
         self._jsonl = open(metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._samples = open(  # noqa: SIM115 - closed in close()
-            os.path.join(self.workdir, SAMPLES_FILENAME), "a", encoding="utf-8"
-        )
+        self._samples = open(samples_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if start_step > 0:
             self._samples.write(f"##### resumed at step {start_step} #####\n")
         # Imported here so processes other than 0 never load it.
@@ -232,14 +269,21 @@ class MetricsWriter:
             # otherwise overwrite the previous file.
             filename_suffix=f".pid{os.getpid()}.from{start_step}",
         )
+        if start_step > 0 and os.path.getsize(metrics_path):  # kept records the purge drops
+            with open(metrics_path, encoding="utf-8") as f:
+                for line in f:
+                    record = json.loads(line)
+                    step = record.pop("step")
+                    if step >= start_step:
+                        self._add_scalars(step, {k: v for k, v in record.items() if v is not None})
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Logs scalar ``metrics`` (namespaced keys -> numbers / 0-d arrays) for ``step``.
 
-        Also advances the console progress line. Non-scalar values raise ValueError.
+        Also feeds the console (`ConsoleProgress.add`). Non-scalar values raise ValueError.
         """
         values = {key: _scalar(key, value) for key, value in metrics.items()}
-        self.progress.update(step, values)
+        self.progress.add(step, values)
         if not self.is_writer:
             return
         self._check_open()
@@ -247,8 +291,26 @@ class MetricsWriter:
         record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
         self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
         self._jsonl.flush()
-        for key, value in values.items():
-            self._tensorboard.add_scalar(key, value, global_step=int(step))
+        self._add_scalars(int(step), values)
+
+    def end_step(self, step: int) -> None:
+        """Says every metric of ``step`` is written: prints its console line when due."""
+        self.progress.end_step(step)
+
+    def _add_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+        self._tensorboard._get_file_writer().add_summary(summary, global_step=step)
+
+    def positions(self) -> dict[str, int]:
+        """Flushes every file and returns the byte sizes of ``metrics.jsonl`` and
+        ``samples.txt`` (``resume_at`` of a restart from a checkpoint saved now)."""
+        if not self.is_writer:
+            return {}
+        self._check_open()
+        self.flush()
+        return {METRICS_FILENAME: self._jsonl.tell(), SAMPLES_FILENAME: self._samples.tell()}
 
     def write_samples(
         self,
@@ -299,6 +361,23 @@ class MetricsWriter:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _cut(path: str, size: int) -> None:
+    """Cuts ``path`` back to its first ``size`` bytes (what a checkpoint recorded)."""
+    if not os.path.exists(path):
+        if size:
+            raise ValueError(
+                f"{path} is missing; the checkpoint resumed from recorded {size} bytes"
+            )
+        return
+    if os.path.getsize(path) < size:
+        raise ValueError(
+            f"{path} has {os.path.getsize(path)} bytes, fewer than the {size} its checkpoint "
+            "recorded: the file was replaced or cut since"
+        )
+    with open(path, "r+b") as f:
+        f.truncate(size)
 
 
 def _clip(text: str, max_chars: int) -> str:

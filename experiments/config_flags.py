@@ -3,14 +3,21 @@
 Every setting of `coderl_jax.config.Config` is one absl flag named by
 `coderl_jax.config.flag_names`, with the field's type, its default and its comment as help:
 ``bool`` -> ``--x/--nox``; ``Literal[...]`` -> an enum; tuples -> comma-separated lists;
-``X | None`` accepts ``none`` (unless "none" is one of its choices). `define_config_flags` defines them; `config_from_flags`
-builds the validated config from the parsed values, and a bad value raises
-`FlagValueError`, one line naming the flag and what it needs.
+``X | None`` accepts ``none`` (unless "none" is one of its choices). `define_config_flags`
+defines them; `config_from_flags` builds the validated config from the parsed values, and
+a bad value raises `FlagValueError`, one line naming the flag and what it needs;
+`flag_error` words any `ConfigError` of the library (`coderl_jax.preflight`'s) the same way.
+
+The workdir: ``--workdir`` if given (a flagfile may give it), else ``runs/<name>`` for
+``--flagfile=<dir>/<name>.flags`` (`default_workdir`), else the config's ``runs/default``:
+a bare run and a flagfile's run never share a directory.
 """
 
 from __future__ import annotations
 
+import os
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 from absl import flags
@@ -24,6 +31,7 @@ from coderl_jax.settings import (
     literal_choices,
     without_none,
 )
+from coderl_jax.workdir import ConfigChangedError
 
 
 class FlagValueError(ValueError):
@@ -119,8 +127,32 @@ def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> dict[str
     return defined
 
 
-def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.Config:
-    """The validated `Config` of the parsed flags; raises `FlagValueError` naming the flag."""
+def default_workdir(argv: Sequence[str]) -> str | None:
+    """``runs/<name>`` for the first ``--flagfile=<dir>/<name>.flags`` of ``argv``."""
+    for i, arg in enumerate(argv):
+        for prefix in ("--flagfile=", "-flagfile="):
+            if arg.startswith(prefix):
+                return _runs_dir(arg[len(prefix) :])
+        if arg in ("--flagfile", "-flagfile") and i + 1 < len(argv):
+            return _runs_dir(argv[i + 1])
+    return None
+
+
+def _runs_dir(flagfile: str) -> str:
+    return os.path.join("runs", os.path.splitext(os.path.basename(flagfile))[0])
+
+
+def expanded_flags(argv: Sequence[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+    """The flags of ``argv`` (without the program name) with every flagfile expanded in
+    place, in order (later ones override earlier ones)."""
+    return flag_values.read_flags_from_files(list(argv[1:]), force_gnu=False)
+
+
+def config_from_flags(
+    flag_values: flags.FlagValues = flags.FLAGS, workdir: str | None = None
+) -> config_lib.Config:
+    """The validated `Config` of the parsed flags; raises `FlagValueError` naming the flag.
+    ``workdir`` replaces the workdir setting's default when ``--workdir`` is not given."""
     names = config_lib.flag_names()
     tree: dict[str, Any] = {}
     for path, name in names.items():
@@ -129,11 +161,30 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib
         for section in sections:
             node = node.setdefault(section, {})
         node[leaf] = flag_values[name].value
+    if workdir is not None and not flag_values[names["run.workdir"]].present:
+        tree["run"]["workdir"] = workdir
     try:
         return config_lib.from_dict(config_lib.Config, tree)
     except ConfigError as e:
-        flag = names.get(e.field)
-        if flag is None:  # a derived setting: say which settings it follows from
-            raise FlagValueError(f"{e.field}: {e.message}") from None
-        value = _serialize(flag_values[flag].value)
-        raise FlagValueError(f"--{flag}={value}: {e.message}") from None
+        raise flag_error(e, flag_values) from None
+
+
+def flag_error(error: ConfigError, flag_values: flags.FlagValues = flags.FLAGS) -> FlagValueError:
+    """``error`` (naming a setting) as one line naming its flag and value."""
+    names = config_lib.flag_names()
+    if isinstance(error, ConfigChangedError):
+        changes = [
+            f"--{names.get(path, path)} {_serialize(old)} -> {_serialize(new)}"
+            for path, old, new in error.changes
+            if path in names or not any(p in names for p, _, _ in error.changes)
+        ]
+        return FlagValueError(
+            f"--workdir={error.workdir} holds a run saved with other flags: "
+            f"{', '.join(changes)}. Pass --allow_config_change to resume it with the new "
+            "values, or give another --workdir."
+        )
+    flag = names.get(error.field)
+    if flag is None:  # a derived setting: say which settings it follows from
+        return FlagValueError(f"{error.field}: {error.message}")
+    value = _serialize(flag_values[flag].value)
+    return FlagValueError(f"--{flag}={value}: {error.message}")

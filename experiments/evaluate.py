@@ -13,10 +13,16 @@ decoding, pass@1; --temperature > 0 with --n_samples=n gives sampled pass@k for 
 --oracle feeds the reference solutions / labels instead of a model (no checkpoint needed):
 every benchmark that ships references must score 1.0, a check of the harness itself.
 
-Writes <output_dir>/results.json (metrics, item counts, sources left out, settings) and
-<output_dir>/samples_<benchmark>.jsonl (prompt, completion, extracted code/answer, verdict
-per sample), and prints a table. Benchmarks whose manual files are missing stop the run
-before any sampling, with a message naming the files and directory (exit status 1).
+Writes <output_dir>/results.json (metrics, item counts, sources left out; the full config:
+every flag of this script and, for a run workdir, the run's config; and provenance: git
+commit, package versions, command line) and <output_dir>/samples_<benchmark>.jsonl
+(prompt, completion, extracted code/answer, verdict per sample), and prints a table. An
+output directory that is not empty is left alone unless --overwrite. A run workdir's
+params are read without its optimizer state.
+
+Errors (bad flags, a missing checkpoint, benchmarks whose manual files are missing) stop
+the run before any model loads, with one line (exit status 2). Library INFO logs are off;
+--verbosity=0 turns them on.
 """
 
 from __future__ import annotations
@@ -24,16 +30,16 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import logging
 import os
-import sys
 import time
 
+import script_setup
 from absl import app, flags
 
 from coderl_jax import config as config_lib
 
 F = flags
+_OTHER_FLAGS = frozenset(flags.FLAGS)
 F.DEFINE_string(
     "checkpoint", None, "Run workdir (orbax) or HF directory; not needed with --oracle."
 )
@@ -53,6 +59,7 @@ F.DEFINE_integer(
     "num_problems", 0, "First N problems per benchmark (reasoning: per source); 0: all."
 )
 F.DEFINE_string("output_dir", "runs/eval", "Where results.json and samples_*.jsonl go.")
+F.DEFINE_bool("overwrite", False, "Write into --output_dir even if it is not empty.")
 F.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's, else the library default).")
 F.DEFINE_string("manual_dir", None, "Manual LiveCodeBench / LeetCode files (default: the run's).")
 F.DEFINE_list("synthetic_sizes", None, "coderl_synthetic train,validation,test,heldout sizes.")
@@ -63,6 +70,7 @@ F.DEFINE_integer("prompts_per_call", 16, "Prompts per sampler call.")
 F.DEFINE_float("exec_timeout_s", 5.0, "Sandbox wall-clock limit per test.")
 F.DEFINE_integer("num_sandbox_workers", None, "Sandbox worker processes (default: CPU count).")
 FLAGS = F.FLAGS
+EVALUATE_FLAGS = frozenset(FLAGS) - _OTHER_FLAGS  # recorded in results.json
 
 
 def _is_run_workdir(path: str) -> bool:
@@ -73,33 +81,23 @@ def _run_config(path: str):
     """The run's Config when ``path`` is a run workdir, else None."""
     if not _is_run_workdir(path):
         return None
-    from coderl_jax.learner import CONFIG_FILE
+    from coderl_jax.learner import saved_config
 
-    return config_lib.Config.load(os.path.join(path, CONFIG_FILE))
+    return saved_config(path)
 
 
 def _load_model(path: str):
-    """(params, model_config, tokenizer, special tokens, mesh) of a run workdir or HF dir."""
-    from coderl_jax.learner import load
+    """(params, model_config, tokenizer, special tokens, mesh) of a run workdir (its
+    latest params, no optimizer state) or an HF dir."""
+    from coderl_jax.learner import load_policy
     from coderl_jax.models import hf_io
     from coderl_jax.models import tokenizer as tokenizer_lib
     from coderl_jax.models.config import ModelConfig
     from coderl_jax.parallel import mesh as mesh_lib
 
     if _is_run_workdir(path):
-        learner = load(path)
-        return (
-            learner.state.params,
-            learner.model_config,
-            learner.tokenizer,
-            learner.special,
-            learner.mesh,
-        )
-    if not glob.glob(os.path.join(path, "*.safetensors")):
-        raise FileNotFoundError(
-            f"--checkpoint {path}: neither a run workdir (checkpoints/) nor an HF directory "
-            "(config.json + *.safetensors)"
-        )
+        policy = load_policy(path)
+        return policy.params, policy.model_config, policy.tokenizer, policy.special, policy.mesh
     mesh = mesh_lib.make_mesh(-1, 1, 1)
     shardings = mesh_lib.param_shardings(ModelConfig.from_hf(hf_io.read_hf_config(path)), mesh)
     model_config, params = hf_io.load_pretrained(path, shardings=shardings)
@@ -151,13 +149,43 @@ def _completer(params, model_config, tokenizer, special, mesh):
     return ModelCompleter(params, sampler, tokenizer, FLAGS.n_samples, per_call)
 
 
-def _check_flags(ks: list[int]) -> None:
+def _check_flags() -> list[int]:
+    """The k values; every flag checked (each error is one line naming the flag)."""
+    try:
+        ks = [int(k) for k in FLAGS.k]
+    except ValueError:
+        script_setup.fail(f"--k={','.join(FLAGS.k)}: must be integers")
     if not FLAGS.oracle and not FLAGS.checkpoint:
-        raise app.UsageError("--checkpoint is required (or --oracle)")
+        script_setup.fail(
+            "--checkpoint is required (a run workdir or an HF directory), or --oracle"
+        )
+    checkpoint = os.path.expanduser(FLAGS.checkpoint or "")
+    if FLAGS.checkpoint and not os.path.isdir(checkpoint):
+        script_setup.fail(f"--checkpoint={FLAGS.checkpoint}: no such directory")
+    if FLAGS.checkpoint and not (
+        _is_run_workdir(checkpoint) or glob.glob(os.path.join(checkpoint, "*.safetensors"))
+    ):
+        script_setup.fail(
+            f"--checkpoint={FLAGS.checkpoint}: neither a run workdir (checkpoints/) nor an HF "
+            "directory (config.json + *.safetensors)"
+        )
     if any(k < 1 or k > FLAGS.n_samples for k in ks):
-        raise app.UsageError(f"--k values must be in [1, --n_samples={FLAGS.n_samples}]: {ks}")
+        script_setup.fail(
+            f"--k={','.join(FLAGS.k)}: each k must be in [1, --n_samples={FLAGS.n_samples}]"
+        )
     if FLAGS.temperature == 0 and FLAGS.n_samples > 1:
-        raise app.UsageError("greedy decoding (--temperature=0) gives one answer: --n_samples=1")
+        script_setup.fail("--n_samples: greedy decoding (--temperature=0) gives one answer: use 1")
+    if FLAGS.n_samples < 1 or FLAGS.num_problems < 0:
+        script_setup.fail("--n_samples must be >= 1 and --num_problems >= 0")
+    output = FLAGS.output_dir
+    if os.path.isdir(output) and os.listdir(output) and not FLAGS.overwrite:
+        script_setup.fail(
+            f"--output_dir={output} is not empty; pass --overwrite to write into it, or give "
+            "another --output_dir"
+        )
+    if os.path.exists(output) and not os.path.isdir(output):
+        script_setup.fail(f"--output_dir={output} is a file")
+    return ks
 
 
 def _table(results: dict) -> str:
@@ -183,13 +211,9 @@ def _table(results: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments (not flags): {argv[1:]}")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    ks = [int(k) for k in FLAGS.k]
-    _check_flags(ks)
+    script_setup.setup_logging()
+    script_setup.check_no_arguments(argv)
+    ks = _check_flags()
     import jax
 
     from coderl_jax.data.builders import ManualDataMissingError
@@ -199,16 +223,17 @@ def main(argv: list[str]) -> None:
     try:
         check_names(FLAGS.benchmarks)
     except ValueError as e:
-        raise app.UsageError(f"--benchmarks: {e}") from e
+        script_setup.fail(f"--benchmarks={','.join(FLAGS.benchmarks)}: {e}")
     checkpoint = os.path.expanduser(FLAGS.checkpoint) if FLAGS.checkpoint else None
-    data = _data_options(_run_config(checkpoint) if checkpoint else None)
+    run_config = _run_config(checkpoint) if checkpoint else None
+    data = _data_options(run_config)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     results: dict[str, dict] = {}
     with SandboxPool(num_workers=FLAGS.num_sandbox_workers) as pool:
         try:  # every benchmark's data first: a missing file stops the run before the model
             loaded = [load_benchmark(name, data, pool.run_batch) for name in FLAGS.benchmarks]
         except ManualDataMissingError as e:
-            sys.exit(f"error: {e}")
+            script_setup.fail(f"--benchmarks: {e}")
         complete = None if FLAGS.oracle else _completer(*_load_model(checkpoint))
         for i, benchmark in enumerate(loaded):
             start = time.perf_counter()
@@ -233,14 +258,16 @@ def main(argv: list[str]) -> None:
                 "seconds": time.perf_counter() - start,
                 "samples": samples_path,
             }
-    settings = {
-        name: FLAGS[name].value
-        for name in ("checkpoint", "oracle", "n_samples", "k", "temperature", "top_p",
-                     "max_new_tokens", "num_problems", "seed")
-    }  # fmt: skip
+    settings = {name: FLAGS[name].value for name in sorted(EVALUATE_FLAGS)}
     settings["data"] = dataclasses.asdict(data)
+    results_json = {
+        "settings": settings,
+        "run_config": run_config.to_json() if run_config else None,
+        "provenance": script_setup.provenance(),
+        "benchmarks": results,
+    }
     with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
-        json.dump({"settings": settings, "benchmarks": results}, f, indent=2, default=str)
+        json.dump(results_json, f, indent=2, default=str)
     print(_table(results))
     for name, result in results.items():
         for source, why in result.get("missing_sources", {}).items():
@@ -249,4 +276,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=script_setup.parse_flags)

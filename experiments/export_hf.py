@@ -1,10 +1,17 @@
 r"""Exports a run's latest policy as a Hugging Face directory (transformers / vLLM load it).
 
 python experiments/export_hf.py --workdir=runs/tiny_cpu --out_dir=runs/tiny_cpu/hf
+
+Reads the params only (not the optimizer state). The export's generation_config.json is
+the source model's (its eos list and sampling defaults), or, for a source without one,
+one built from the run's tokenizer and sampling settings.
 """
 
 from __future__ import annotations
 
+import os
+
+import script_setup
 from absl import app, flags
 
 flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
@@ -16,21 +23,41 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from coderl_jax import loop
+    script_setup.setup_logging()
+    script_setup.check_no_arguments(argv)
+    from coderl_jax import learner as learner_lib
+    from coderl_jax import workdir as workdir_lib
+    from coderl_jax.checkpoint import CheckpointError
     from coderl_jax.models import hf_io
 
-    learner = loop.load(FLAGS.workdir)
+    if not workdir_lib.checkpoint_steps(FLAGS.workdir):
+        script_setup.fail(f"--workdir={FLAGS.workdir}: no finished checkpoint there")
+    if not os.path.isfile(os.path.join(FLAGS.workdir, workdir_lib.CONFIG_FILE)):
+        script_setup.fail(
+            f"--workdir={FLAGS.workdir}: no {workdir_lib.CONFIG_FILE} (not a run workdir)"
+        )
+    try:
+        policy = learner_lib.load_policy(FLAGS.workdir)
+    except CheckpointError as e:
+        script_setup.fail(e)
+    config = learner_lib.saved_config(FLAGS.workdir)
+    generation = hf_io.generation_config_for(
+        policy.hf_dir,
+        policy.model_config,
+        policy.special.stop_ids,
+        policy.special.pad_id,
+        config.rollout.sampling,
+    )
     hf_io.save_pretrained(
         FLAGS.out_dir,
-        learner.model_config,
-        learner.state.params,
-        learner.tokenizer,
+        policy.model_config,
+        policy.params,
+        policy.tokenizer,
         dtype=FLAGS.dtype,
+        generation_config=generation,
     )
-    print(f"exported step {learner.next_step} of {FLAGS.workdir} to {FLAGS.out_dir}")
+    print(f"exported step {policy.step} of {FLAGS.workdir} to {FLAGS.out_dir}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=script_setup.parse_flags)

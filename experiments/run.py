@@ -4,19 +4,31 @@ r"""Runs CodeRL+ (or a baseline) from flags: flags -> `Config` -> `coderl_jax.lo
     python experiments/run.py --flagfile=experiments/configs/tiny_cpu.flags \
         --alpha=0.4 --workdir=runs/alpha_0.4
 
-Later flags override the flagfile. Running again with the same --workdir resumes from
-its latest checkpoint. Every flag is one `Config` setting, generated from the config
-dataclasses (experiments/config_flags.py; the names: coderl_jax/config.py).
+Later flags override the flagfile. Every flag is one `Config` setting, generated from the
+config dataclasses (experiments/config_flags.py; the names: coderl_jax/config.py).
+
+Workdir: --workdir, else runs/<flagfile name> (runs/tiny_cpu for the first command),
+else runs/default. It receives config.json (the resolved config) and flags.txt (this
+command line, flagfiles expanded). Running again on a workdir that holds a checkpoint
+resumes it; if the flags differ in a setting that changes the run (not just its length or
+cadences), the run stops and lists them (old -> new) unless --allow_config_change.
+
+Errors: a bad flag, a missing path or missing data stops the run before anything loads,
+with one line naming the flag (exit status 2). Logs: library INFO lines are off; raise
+them with --verbosity=0 (1: debug).
 """
 
 from __future__ import annotations
 
-import logging
+import shlex
+import sys
 
 import config_flags
+import script_setup
 from absl import app, flags
-from absl import logging as absl_logging
-from config_flags import FlagValueError, config_from_flags
+
+from coderl_jax.checkpoint import CheckpointError
+from coderl_jax.settings import ConfigError
 
 config_flags.define_config_flags()
 flags.adopt_module_key_flags(config_flags)  # --help lists them
@@ -27,29 +39,30 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments (not flags): {argv[1:]}")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Libraries that log through absl (orbax: a dozen INFO lines per checkpoint) only warn;
-    # set_verbosity also lowers the root logger, so coderl_jax's INFO is restored after it.
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    logging.getLogger().setLevel(logging.INFO)
+    script_setup.setup_logging()
+    script_setup.check_no_arguments(argv)
     if FLAGS.distributed:
         from coderl_jax.parallel import multihost
 
         multihost.initialize_distributed()
-    try:
-        config = config_from_flags()
-    except FlagValueError as e:
-        raise app.UsageError(str(e)) from e
-    from coderl_jax import loop  # after flag parsing: jax initialises devices on import
+    from coderl_jax import loop
 
-    final = loop.run(config)
+    workdir = config_flags.default_workdir(sys.argv)
+    try:
+        config = config_flags.config_from_flags(workdir=workdir)
+        run_flags = config_flags.expanded_flags(sys.argv)
+        if not FLAGS["workdir"].present:  # so that flags.txt reruns this run
+            run_flags.append(f"--workdir={config.run.workdir}")
+        final = loop.run(config, run_flags, shlex.join(["python", *sys.argv]))
+    except config_flags.FlagValueError as e:
+        script_setup.fail(e)
+    except ConfigError as e:
+        script_setup.fail(config_flags.flag_error(e))
+    except CheckpointError as e:
+        script_setup.fail(e)
     for name, value in sorted(final.items()):
         print(f"{name} = {value:.4f}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=script_setup.parse_flags)

@@ -1,5 +1,7 @@
-"""Metrics: TensorBoard events (read back through their TFRecord framing), metrics.jsonl
-round trip and resume truncation, ETA on a fake clock, samples log, summary table, PNG."""
+"""Metrics: TensorBoard events (read back through their TFRecord framing) with the JSONL keys
+as tags, metrics.jsonl round trip and resume (cut back to a checkpoint's positions, or by
+step), one console line per step and per evaluation with the ETA on a fake clock, samples
+log, summary table, PNG."""
 
 import glob
 import json
@@ -94,7 +96,7 @@ def test_writes_jsonl_and_tensorboard_events(tmp_path):
         (2, "train/loss", 0.125),
     ]
     assert got[3][:2] == (2, "train/nan_metric") and np.isnan(got[3][2])
-    assert got[4] == (2, "eval/synthetic/pass_1", 0.75)  # TensorBoard's tag character set
+    assert got[4] == (2, "eval/synthetic/pass@1", 0.75)  # the JSONL key, not pass_1
 
 
 def test_bad_metrics_are_named(tmp_path):
@@ -137,6 +139,33 @@ def test_resume_refuses_a_corrupt_middle_line(tmp_path):
         MetricsWriter(tmp_path, total_steps=3, start_step=1, print_fn=lambda line: None)
 
 
+def test_resume_cuts_both_files_back_to_the_checkpoints_positions(tmp_path):
+    """What a checkpoint recorded stays, byte for byte; what came after (a line torn by a
+    kill -9, or lines of steps after the checkpoint) goes, and TensorBoard gets the kept
+    records of the purged steps again (here the evaluation logged with the checkpoint)."""
+    with MetricsWriter(tmp_path, total_steps=4, samples_every=1, print_fn=lambda line: None) as w:
+        w.write(0, {"train/loss": 1.0})
+        w.write_samples(0, "code", [("p", "c", 1.0, None)])
+        w.write(1, {"eval/synthetic/pass@1": 0.5})
+        positions = w.positions()  # saved with the checkpoint of step 1
+        kept = {name: (tmp_path / name).read_bytes() for name in positions}
+        w.write(1, {"train/loss": 2.0})
+        w.write_samples(1, "code", [("p", "c", 0.0, None)])
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "train/lo')
+    with MetricsWriter(
+        tmp_path, total_steps=4, start_step=1, resume_at=positions, print_fn=lambda line: None
+    ) as w:
+        for name, content in kept.items():
+            assert (tmp_path / name).read_bytes() == content, name
+        w.write(1, {"train/loss": 3.0})
+    assert read_metrics(tmp_path / "metrics.jsonl")["train/loss"] == [1.0, 3.0]
+    resumed = read_events(sorted(glob.glob(str(tmp_path / "tensorboard" / "*.from1")))[0])
+    assert scalars(resumed) == [(1, "eval/synthetic/pass@1", 0.5), (1, "train/loss", 3.0)]
+    with pytest.raises(ValueError, match="fewer than the"):
+        MetricsWriter(tmp_path, 4, start_step=1, resume_at={"metrics.jsonl": 10**6})
+
+
 class FakeClock:
     def __init__(self, times):
         self.times = list(times)
@@ -145,31 +174,29 @@ class FakeClock:
         return self.times.pop(0)
 
 
-def test_eta_is_the_moving_average_step_time_times_remaining_steps():
+def test_one_line_per_step_with_evaluation_time_left_out_of_the_step_time():
     printed = []
     progress = ConsoleProgress(
         total_steps=10,
         window=2,
         keys=("train/loss", "rollout/code/reward_mean"),
-        clock=FakeClock([100.0, 102.0, 104.0, 106.0, 107.0, 111.0]),
+        clock=FakeClock([100.0, 102.0, 110.0, 113.0]),
         print_fn=printed.append,
     )
-    assert progress.update(1, {"train/loss": 2.0}) == "step 1/10 (10%) | ETA ? | train/loss 2"
-    progress.update(2, {})
-    assert progress.seconds_per_step() == 2.0
-    progress.update(3, {})
-    progress.update(3, {"eval/synthetic/pass@1": 0.5})  # same step: still counts from 104 s
-    # Intervals 2 s and 3 s (window 2): 2.5 s/step, 6 steps left -> 15 s.
-    line = progress.update(4, {"train/loss": 0.123456, "rollout/code/reward_mean": 0.5})
-    assert (
-        line
-        == "step 4/10 (40%) | 2.50 s/step, ETA 15s | train/loss 0.1235 | rollout/code/reward_mean 0.5"
+    progress.add(0, {"rollout/code/reward_mean": 0.5})  # host metrics first,
+    assert progress.add(0, {"train/loss": 2.0}) is None  # the update's one step later
+    line = progress.end_step(0)
+    assert line == "step 0 (1/10, 10%) | ETA ? | train/loss 2 | rollout/code/reward_mean 0.5"
+    assert progress.end_step(1).startswith("step 1 (2/10, 20%) | 2.00 s/step, ETA 16s")
+    # A 5 s evaluation between steps 1 and 2 prints its own line and is left out.
+    eval_line = progress.add(
+        2, {"eval/synthetic/pass@1": 0.25, "eval/x/seconds": 5.0, "time/eval": 5.0}
     )
-    # Step 6 took 4 s for 2 steps (2 s/step); window (3 s, 2 s) -> 2.5 s/step * 4 left.
-    line = progress.update(6, {"train/loss": 1.0})
-    assert line.startswith("step 6/10 (60%) | 2.50 s/step, ETA 10s")
-    # Updates without a key metric (host metrics, other evals) print nothing.
-    assert len(printed) == 3 and printed[-1] == line
+    assert eval_line == "eval at step 2 (5s) | eval/synthetic/pass@1 0.25"
+    progress.end_step(2)  # 110 - 102 - 5 = 3 s
+    # Intervals 3 s and 3 s (window 2): 3 s/step, 6 steps left -> 18 s.
+    assert progress.end_step(3).startswith("step 3 (4/10, 40%) | 3.00 s/step, ETA 18s")
+    assert len(printed) == 5
 
 
 def test_progress_prints_every_n_steps_and_the_last_one():
@@ -177,12 +204,13 @@ def test_progress_prints_every_n_steps_and_the_last_one():
     progress = ConsoleProgress(
         total_steps=7, every=3, clock=FakeClock(range(7)), print_fn=printed.append
     )
-    for step in range(1, 8):
-        progress.update(step, {"train/loss": 0.5})
+    for step in range(7):
+        progress.add(step, {"train/loss": 0.5})
+        progress.end_step(step)
     assert [line.split(" |")[0] for line in printed] == [
-        "step 3/7 (43%)",
-        "step 6/7 (86%)",
-        "step 7/7 (100%)",
+        "step 2 (3/7, 43%)",
+        "step 5 (6/7, 86%)",
+        "step 6 (7/7, 100%)",
     ]
 
 

@@ -8,6 +8,10 @@ so host memory stays near one copy of the weights plus one parameter.
 `save_pretrained` writes the directory transformers and vLLM load: ``config.json``,
 ``generation_config.json``, ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors``
 shards with ``model.safetensors.index.json``) and, when given, the tokenizer's files.
+An exported policy should sample as its source model did: `generation_config_for` gives
+the source directory's ``generation_config.json`` as it is (eos list, sampling defaults),
+or, for a source without one, a full one built from the run (every stop id as eos, the
+pad id, and the run's sampling settings as the defaults).
 
 Name mapping (HF -> ours, ``i`` = layer, stacked on a leading ``layers`` axis):
 ``model.embed_tokens.weight [V,D]`` -> ``embedding``; ``self_attn.{q,k,v}_proj.weight
@@ -24,7 +28,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -253,6 +257,50 @@ def _host_array(x) -> np.ndarray:
     return np.asarray(jax.device_get(x))
 
 
+GENERATION_CONFIG = "generation_config.json"
+
+
+def read_generation_config(hf_dir: str) -> dict | None:
+    """``hf_dir``'s ``generation_config.json``, or None if it has none."""
+    path = os.path.join(hf_dir, GENERATION_CONFIG)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def generation_config_for(
+    source_dir: str | None,
+    config: ModelConfig,
+    stop_ids: Sequence[int] = (),
+    pad_id: int | None = None,
+    sampling=None,
+) -> dict:
+    """The ``generation_config.json`` of an export of a model loaded from ``source_dir``:
+    the source's own file, unchanged, when it has one; else one built from the run:
+    ``bos_token_id``, ``eos_token_id`` (every id the sampler stops on, else the model
+    config's), ``pad_token_id`` and, from ``sampling`` (a `SamplingConfig`), ``do_sample``,
+    ``temperature``, ``top_p`` and ``top_k``."""
+    source = read_generation_config(source_dir) if source_dir else None
+    if source is not None:
+        return source
+    generation = {
+        "bos_token_id": config.bos_token_id,
+        "eos_token_id": list(stop_ids) or config.eos_token_id,
+        "pad_token_id": pad_id,
+    }
+    if sampling is not None:
+        generation["do_sample"] = not sampling.is_greedy
+        if not sampling.is_greedy:
+            generation["temperature"] = sampling.temperature
+            generation["top_p"] = sampling.top_p
+            generation["top_k"] = sampling.top_k
+    return {k: v for k, v in generation.items() if v is not None}
+
+
 def save_pretrained(
     hf_dir: str,
     config: ModelConfig,
@@ -260,11 +308,14 @@ def save_pretrained(
     tokenizer=None,
     max_shard_bytes: int = 5 * 1024**3,
     dtype: str | None = None,
+    generation_config: dict | None = None,
 ) -> None:
     """Writes a HF directory (see module docstring). Only process 0 writes files.
 
     Args:
       dtype: dtype of the saved weights (default: ``config.param_dtype``).
+      generation_config: the ``generation_config.json`` to write (see
+        `generation_config_for`); None: only ``bos_token_id`` and ``eos_token_id``.
     """
     save_dtype = np.dtype(transformer.dtype_of(dtype or config.param_dtype))
     entries = []
@@ -314,8 +365,9 @@ def save_pretrained(
     hf_config["torch_dtype"] = hf_config["dtype"] = save_dtype.name
     with open(os.path.join(hf_dir, "config.json"), "w") as f:
         json.dump(hf_config, f, indent=2)
-    generation = {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}
-    with open(os.path.join(hf_dir, "generation_config.json"), "w") as f:
-        json.dump({k: v for k, v in generation.items() if v is not None}, f, indent=2)
+    if generation_config is None:
+        generation_config = generation_config_for(None, config)
+    with open(os.path.join(hf_dir, GENERATION_CONFIG), "w") as f:
+        json.dump(generation_config, f, indent=2)
     if tokenizer is not None:
         tokenizer.save_pretrained(hf_dir)

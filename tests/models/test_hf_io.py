@@ -191,3 +191,35 @@ def test_rope_settings_read_in_both_spellings():
     assert old == new
     assert old.rope_theta == 500000.0 and old.rope_scaling["factor"] == 8.0
     assert ModelConfig.from_hf(base).rope_scaling is None
+
+
+def test_an_export_samples_as_its_source_did(qwen_dir, tmp_path):
+    """The source's generation_config.json (eos list, sampling defaults) goes into the
+    export unchanged; transformers reads the same eos ids and temperature back."""
+    source = {"eos_token_id": [1, 3], "pad_token_id": 0, "do_sample": True,
+              "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}  # fmt: skip
+    source_dir = tmp_path / "source"
+    source_dir.mkdir()
+    (source_dir / "generation_config.json").write_text(json.dumps(source))
+    config, params = hf_io.load_pretrained(qwen_dir)
+    generation = hf_io.generation_config_for(str(source_dir), config, stop_ids=[1])
+    assert generation == source
+    hf_io.save_pretrained(str(tmp_path / "out"), config, params, generation_config=generation)
+    assert json.loads((tmp_path / "out" / "generation_config.json").read_text()) == source
+    loaded = transformers.GenerationConfig.from_pretrained(str(tmp_path / "out"))
+    assert (loaded.eos_token_id, loaded.temperature, loaded.top_k) == ([1, 3], 0.7, 20)
+
+
+def test_without_a_source_generation_config_the_export_writes_a_full_one(qwen_dir, tmp_path):
+    from coderl_jax.models.sampler import SamplingConfig
+
+    config, _ = hf_io.load_pretrained(qwen_dir)
+    sampling = SamplingConfig(temperature=0.7, top_p=0.9)
+    built = hf_io.generation_config_for(str(tmp_path), config, [1, 4], 0, sampling)
+    expected = {"eos_token_id": [1, 4], "pad_token_id": 0, "do_sample": True,
+                "temperature": 0.7, "top_p": 0.9, "top_k": 0}  # fmt: skip
+    if config.bos_token_id is not None:
+        expected["bos_token_id"] = config.bos_token_id
+    assert built == expected
+    greedy = hf_io.generation_config_for(None, config, [1], None, SamplingConfig(greedy=True))
+    assert greedy["do_sample"] is False and "temperature" not in greedy
