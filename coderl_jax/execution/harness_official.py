@@ -33,8 +33,9 @@ Then, as ``run_test`` does:
   ``tmp_sol.<fn_name>``; every test's arguments are decoded (official rows: one JSON value
   per line) before the first call; each call's return value is sent encoded (stdin and
   stdout untouched).
-* A failure before the tests fails the first test (the official result is ``[-4]``); a
-  failing test ends the job (the supervisor stops at the first wrong answer).
+* A failure before the tests fails the first test (the official result is ``[-4]``, or no
+  result when a ``BaseException`` other than an ``Exception`` ends the run); a failing test
+  ends the job (the supervisor stops at the first wrong answer).
 """
 
 from __future__ import annotations
@@ -262,7 +263,9 @@ def run_official_job(job: dict, channel) -> None:
         error = e.args[0] if isinstance(e, ProgramFails) else describe_exception(e)
         if tests["inputs"]:
             channel.send({"t": "test", "i": 0, "status": "runtime_error", "error": error})
-        channel.send({"t": "exit", "code": 1, "error": error})
+        if not isinstance(e, Exception):  # SystemExit...: the official run dies, no result
+            os._exit(3)
+        channel.send({"t": "exit", "code": 1, "error": error})  # officially: results [-4]
         os._exit(1)
     for i, text in enumerate(tests["inputs"]):
         channel.send({"t": "start", "i": i})

@@ -143,7 +143,9 @@ class Result:
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """A program judged against its tests. Without tests it fails, except under the official
-    rules, where it passes when the program got through the judge's preparation."""
+    rules: there it fails only when the program raised while the judge prepared it (the
+    official run of a row without tests that dies, exits or overruns leaves no result, and
+    no result passes)."""
 
     passed: bool
     status: str  # the status of the first failing test, else "ok"
@@ -156,9 +158,13 @@ class Verdict:
         tests = result.tests or []
         first = next((i for i, t in enumerate(tests) if not t.passed), None)
         status = "ok" if first is None else tests[first].status
-        if result.status == "sandbox_error" or (not tests and semantics == "official"):
-            status = result.status
-        passed = first is None and status == "ok" and (bool(tests) or semantics == "official")
+        if result.status == "sandbox_error":
+            status = "sandbox_error"
+        passed = bool(tests) and first is None and status == "ok"
+        if not tests and semantics == "official":
+            raised = result.error is not None and result.exit_code == 1
+            passed = result.status != "sandbox_error" and not raised
+            status = "ok" if passed else result.status
         return cls(passed=passed, status=status, tests=tests, first_failure=first, result=result)
 
     @classmethod
