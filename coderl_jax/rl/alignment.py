@@ -1,6 +1,13 @@
 """Failed code-generation rollouts -> execution semantics alignment tasks (CodeRL+ sec. 3).
 
-Data path (one call of :func:`failures_to_tasks` per training step):
+Data path (one call of :func:`failures_to_tasks` per training step), each step following
+``AlignmentConfig.semantics``: ``"official"`` is the official CodeRL+ conversion, quirks
+included (:mod:`coderl_jax.rl.alignment_official`: the program re-run with a capture of its
+module globals); ``"improved"`` is this project's, below. The task types and the settings
+are in :mod:`coderl_jax.rl.alignment_task`; :func:`alignment_task_from_program` is the
+conversion of one program.
+
+Improved rules:
 
 1. :func:`select_candidates`: rollouts with reward 0 whose program ran on the problem's first
    test input with status ``"ok"`` (no exception, no timeout) and printed non-empty stdout
@@ -19,7 +26,7 @@ last finished, module names at the end), after dropping names that are not ident
 plain names that stand for several scopes (``f.x`` and ``x``: "the final value of x" would
 be ambiguous, so neither is asked, rather than ``plain_variable_names``' last-recorded-wins),
 and values that are not askable (:func:`coderl_jax.rl.values.is_askable`: truncated,
-unrepresentable, or longer than the size cap):
+unrepresentable, or longer than the size cap); a task left without variables is dropped:
 
 * ``"official"``: the last K captured.
 * ``"loops"``: the last K among variables assigned inside a ``for``/``while`` body or
@@ -35,164 +42,51 @@ import collections
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from coderl_jax.execution.spec import TestSpec
-from coderl_jax.rl import alignment_prompt
+from coderl_jax.rl import alignment_official
+from coderl_jax.rl.alignment_task import (
+    INPUT_KINDS,
+    AlignmentConfig,
+    AlignmentTask,
+    CodeRollout,
+    first_test_input,
+)
 from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned_in_loops
-from coderl_jax.rl.values import is_askable, to_prompt_literal
-from coderl_jax.settings import Semantics, check_choices, require
+from coderl_jax.rl.values import is_askable
 
-INPUT_KINDS: tuple[str, ...] = ("stdin", "call")
+DEFAULT_CONFIG = AlignmentConfig()
 
-
-@dataclasses.dataclass(frozen=True)
-class AlignmentTask:
-    """One alignment prompt's data: program, input, asked variables and their labels."""
-
-    program: str
-    input_kind: str  # "stdin": program reads ``stdin``; "call": evaluate ``call``.
-    stdin: str  # stdin text ("" for call-based programs)
-    call: tuple[str, str] | None  # (function name, JSON text of the argument list)
-    variables: tuple[str, ...]  # V: plain names, in capture order
-    labels: dict[str, Any]  # name -> encoded final value (value encoding of execution.spec)
-    expected_output: Any  # stdout text (stdin) or encoded return value (call)
-    problem_id: str  # source problem
-    step: int  # training step that created the task
-
-    def __post_init__(self):
-        if self.input_kind not in INPUT_KINDS:
-            raise ValueError(
-                f"AlignmentTask.input_kind must be in {INPUT_KINDS}, got {self.input_kind!r}"
-            )
-        if (self.input_kind == "call") != (self.call is not None):
-            raise ValueError("AlignmentTask.call must be set exactly when input_kind == 'call'")
-        if self.call is not None:
-            object.__setattr__(self, "call", tuple(self.call))
-        object.__setattr__(self, "variables", tuple(self.variables))
-        if set(self.variables) != set(self.labels) or len(set(self.variables)) != len(
-            self.variables
-        ):
-            raise ValueError(
-                f"AlignmentTask.labels keys {sorted(self.labels)} must be the distinct "
-                f"variables {list(self.variables)}"
-            )
-        if self.input_kind == "stdin" and not isinstance(self.expected_output, str):
-            raise ValueError("AlignmentTask: stdin programs need expected_output as stdout text")
-
-    @property
-    def output_kind(self) -> str:
-        """``"stdout"`` or ``"return"``: how ``final_output`` is judged (see rl.rewards)."""
-        return "stdout" if self.input_kind == "stdin" else "return"
-
-    @property
-    def input_key(self) -> tuple:
-        """Identity of the input, for deduplication."""
-        return (self.input_kind, self.stdin, self.call)
-
-    def prompt(self, style: str = "full") -> str:
-        """The user message asking for this task (see rl.alignment_prompt)."""
-        return alignment_prompt.render_prompt(self, style)
-
-    def reference_answer(self) -> str:
-        """The JSON line a fully correct response ends with (labels as prompt literals)."""
-        output = (
-            json.dumps(self.expected_output, ensure_ascii=False)
-            if self.output_kind == "stdout"
-            else to_prompt_literal(self.expected_output)
-        )
-        variables = ", ".join(
-            f"{json.dumps(name)}: {to_prompt_literal(self.labels[name])}" for name in self.variables
-        )
-        return f'{{"final_output": {output}, "variables": {{{variables}}}}}'
-
-    def to_json(self) -> dict:
-        """JSON-ready dict (exact round trip through :meth:`from_json`)."""
-        return {
-            **dataclasses.asdict(self),
-            "call": list(self.call) if self.call else None,
-            "variables": list(self.variables),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> AlignmentTask:
-        """Inverse of :meth:`to_json`; validates like the constructor."""
-        return cls(**{**d, "call": tuple(d["call"]) if d["call"] else None})
-
-
-@dataclasses.dataclass(frozen=True)
-class CodeRollout:
-    """What candidate selection needs to know about one code-generation rollout."""
-
-    problem_id: str
-    program: str  # extracted program ("" when none could be extracted)
-    reward: float  # code-generation reward (1 = all tests passed)
-    input_kind: str  # "stdin" | "call" | "none" (problem has no input, e.g. assert tests)
-    stdin: str  # first test's stdin text (stdin problems)
-    call: tuple[str, str] | None  # (fn_name, first test's JSON argument list) (call problems)
-    first_status: str  # sandbox status of the run on the first test input ("ok", "timeout", ...)
-    first_stdout: str  # its stdout
-    first_return: Any = None  # its encoded return value (call problems)
-
-    @property
-    def input_key(self) -> tuple:
-        return (self.input_kind, self.stdin, self.call)
-
-
-def first_test_input(spec: TestSpec) -> tuple[str, str, tuple[str, str] | None]:
-    """``(input_kind, stdin, call)`` of a problem's first test, as :class:`CodeRollout` holds."""
-    if spec.kind == "stdio":
-        return "stdin", spec.inputs[0], None
-    if spec.kind == "call":
-        return "call", "", (spec.fn_name, spec.inputs[0])
-    return "none", "", None
-
-
-@dataclasses.dataclass(frozen=True)
-class AlignmentConfig:
-    """Settings of failure -> task conversion. K = 3, "official" selection and the
-    (input, output) dedup follow the official code; the size caps are this project's."""
-
-    max_variables: int = 3  # K: at most this many variables asked per task
-    # Which variables: "official" (the last K captured) or "loops" (assigned in loops first).
-    variable_policy: Literal["official", "loops"] = "official"
-    max_value_chars: int = 200  # labels whose prompt literal is longer are not asked
-    max_output_chars: int = 1000  # tasks whose output literal is longer are dropped
-    # Tasks whose prompt is longer are dropped (None: the run's data.max_prompt_tokens).
-    max_prompt_tokens: int | None = None
-    trace_timeout_s: float = 5.0  # wall-clock limit of each traced re-run
-    # Only programs whose cyclomatic complexity is in this inclusive (min, max); None: all.
-    complexity_window: tuple[int, int] | None = None
-    dedup_input_output: bool = True  # official: one task per (input, output) per step
-    # Alignment prompt wording: "full" or "concise" (small models; see rl.alignment_prompt).
-    prompt_style: alignment_prompt.PromptStyle = "full"
-    semantics: Semantics = "improved"  # which failures become tasks, and which variables
-
-    def __post_init__(self):
-        check_choices(self)
-        require(self.max_variables >= 1, "max_variables", f"must be >= 1, got {self.max_variables}")
-        if self.complexity_window is not None:
-            low, high = self.complexity_window
-            require(
-                1 <= low <= high,
-                "complexity_window",
-                f"needs 1 <= min <= max, got {self.complexity_window}",
-            )
+__all__ = [
+    "AlignmentConfig", "AlignmentTask", "CodeRollout", "alignment_task_from_program",
+    "failures_to_tasks", "first_test_input", "reference_tasks", "select_candidates",
+    "select_variables",
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- selection
 
 
 def select_candidates(
-    rollouts: Sequence[CodeRollout], complexity_window: tuple[int, int] | None = None
+    rollouts: Sequence[CodeRollout],
+    complexity_window: tuple[int, int] | None = None,
+    semantics: str = "improved",
 ) -> tuple[list[CodeRollout], dict[str, int]]:
-    """Rollouts eligible for conversion (rules in the module docstring), with drop counts."""
+    """Rollouts eligible for conversion under ``semantics`` (improved rules in the module
+    docstring; official: ``alignment_official.select_candidates``, which also sets each
+    candidate's ``program`` to its official task code), with drop counts."""
+    if semantics == "official":
+        return alignment_official.select_candidates(rollouts, complexity_window)
+    if semantics != "improved":
+        raise ValueError(f"semantics must be 'improved' or 'official', got {semantics!r}")
     counts = collections.Counter()
     selected = []
     for rollout in rollouts:
         if rollout.reward != 0:
             counts["drop/passed"] += 1
-        elif rollout.input_kind not in INPUT_KINDS:
+        elif rollout.input_kind not in INPUT_KINDS or (
+            rollout.input_kind == "call" and rollout.call is None
+        ):
             counts["drop/no_input"] += 1
         elif not rollout.program.strip():
             counts["drop/no_program"] += 1
@@ -261,18 +155,22 @@ def reference_tasks(
     run_batch: Callable[[list], list],
     *,
     step: int,
-    config: AlignmentConfig = AlignmentConfig(),
+    config: AlignmentConfig = DEFAULT_CONFIG,
     count_tokens: Callable[[str], int] | None = None,
 ) -> tuple[list[AlignmentTask], dict[str, int]]:
     """Alignment tasks from problems' reference solutions, run on their first test input
     (warm-start examples; the fixed pool of ``alignment_only``). Problems without a
-    reference or without an input (assert tests) are skipped."""
+    reference or without an input (assert tests) are skipped; official: the reference, as
+    its task code, goes through the official rules except the reward's."""
     candidates = []
     for problem in problems:
         kind, stdin, call = first_test_input(problem.tests)
         if problem.reference_solution and kind != "none":
             program = problem.reference_solution
-            candidates.append(CodeRollout(problem.id, program, 1.0, kind, stdin, call, "ok", ""))
+            # Reward 0: converted as the program of a failed rollout would be.
+            candidates.append(CodeRollout(problem.id, program, 0.0, kind, stdin, call, "ok", ""))
+    if config.semantics == "official":
+        candidates, _ = alignment_official.select_candidates(candidates, config.complexity_window)
     return failures_to_tasks(
         candidates, run_batch, step=step, config=config, count_tokens=count_tokens
     )
@@ -295,20 +193,24 @@ def failures_to_tasks(
     run_batch: Callable[[list], list],
     *,
     step: int,
-    config: AlignmentConfig = AlignmentConfig(),
+    config: AlignmentConfig = DEFAULT_CONFIG,
     count_tokens: Callable[[str], int] | None = None,
     job_factory: Callable[..., Any] | None = None,
 ) -> tuple[list[AlignmentTask], dict[str, int]]:
-    """Converts candidates into alignment tasks with ONE traced sandbox batch.
+    """Converts candidates into alignment tasks with ONE sandbox batch, under
+    ``config.semantics`` (improved: traced runs, rules in the module docstring; official:
+    ``alignment_official.failures_to_tasks``, the capture runs).
 
     Selection is :func:`select_candidates`' job: any candidate given is converted (so a
-    fixed pool can also be built from reference solutions).
+    fixed pool can also be built from reference solutions). Official candidates must come
+    from the official selection (their ``program`` is the task code).
 
     Args:
       candidates: rollouts to convert (their first test input is the task input).
       run_batch: runs a list of jobs and returns one result per job, in order (the sandbox
-        pool's ``run_batch``). A result has ``status``, ``stdout``, ``variables`` (qualified
-        name -> encoded final value) and ``return_value`` (encoded).
+        pool's ``run_batch``). A result has ``status``, ``exit_code``, ``stdout``,
+        ``stderr``, ``variables`` (qualified name -> encoded final value) and
+        ``return_value`` (encoded).
       step: training step, recorded on every task.
       config: selection, filter and limit settings.
       count_tokens: prompt text -> token count; required when ``config.max_prompt_tokens``.
@@ -320,6 +222,11 @@ def failures_to_tasks(
     if config.max_prompt_tokens is not None and count_tokens is None:
         raise ValueError("failures_to_tasks: config.max_prompt_tokens needs count_tokens")
     job_factory = job_factory or _default_job_factory()
+    if config.semantics == "official":
+        return alignment_official.failures_to_tasks(
+            candidates, run_batch, step=step, config=config, count_tokens=count_tokens,
+            job_factory=job_factory,
+        )  # fmt: skip
     counts = collections.Counter()
     unique, seen_program_input = [], set()
     for candidate in candidates:
@@ -327,6 +234,9 @@ def failures_to_tasks(
             raise ValueError(
                 f"candidate of {candidate.problem_id} has no input ({candidate.input_kind!r})"
             )
+        if candidate.input_kind == "call" and candidate.call is None:
+            counts["drop/no_input"] += 1  # arguments that do not decode
+            continue
         key = (candidate.program, candidate.input_key)
         if key in seen_program_input:
             counts["drop/duplicate_program_input"] += 1
@@ -336,7 +246,7 @@ def failures_to_tasks(
     jobs = [
         job_factory(
             code=c.program,
-            stdin=c.stdin.encode("utf-8"),
+            stdin=c.stdin.encode("utf-8") if c.input_kind == "stdin" else b"",
             call=c.call,
             trace=True,
             timeout_s=config.trace_timeout_s,
@@ -392,7 +302,7 @@ def _task_from_result(
     task = AlignmentTask(
         program=candidate.program,
         input_kind=candidate.input_kind,
-        stdin=candidate.stdin,
+        stdin=candidate.stdin if candidate.input_kind == "stdin" else "",
         call=candidate.call,
         variables=tuple(chosen),
         labels=chosen,
@@ -401,3 +311,46 @@ def _task_from_result(
         step=step,
     )
     return task, "ok"
+
+
+def alignment_task_from_program(
+    code: str,
+    stdin: str,
+    semantics: str = "improved",
+    max_variables: int = 3,
+    *,
+    run_batch: Callable[[list], list] | None = None,
+) -> tuple[Any, dict[str, Any]] | None:
+    """The alignment task the loop's conversion would make of one failed program run on
+    ``stdin``: ``(expected_output, {name: label})``, or None when it makes none.
+
+    ``semantics="official"``: the official conversion (``alignment_official``): ``code`` is
+    taken as the official task extractor takes it out of a ```` ```python ```` block
+    (stripped), then the complexity window, the capture run, the stripped stdout and the last
+    ``max_variables`` captured names with their plain JSON values (``{}``: an output-only
+    task). ``"improved"``: the traced run; labels in the value encoding, expected output the
+    stdout as printed; a program without askable variables makes no task. The prompt-length
+    limit and the per-step dedup need a tokenizer and a batch, so they do not apply here.
+
+    Args:
+      code: the program.
+      stdin: its input text.
+      semantics: ``"official"`` or ``"improved"``.
+      max_variables: K, the most variables asked.
+      run_batch: runs sandbox jobs (default: the shared pool of ``coderl_jax.execution``).
+    """
+    if run_batch is None:
+        from coderl_jax.execution import shared_pool
+
+        run_batch = shared_pool().run_batch
+    config = AlignmentConfig(max_variables=max_variables, semantics=semantics)
+    candidate = CodeRollout("program", code, 0.0, "stdin", stdin, None, "ok", "")
+    if semantics == "official":
+        candidate = dataclasses.replace(candidate, completion=f"```python\n{code}\n```")
+        candidates, _ = select_candidates([candidate], semantics="official")
+    else:
+        candidates = [candidate] if code.strip() else []
+    tasks, _ = failures_to_tasks(candidates, run_batch, step=0, config=config)
+    if not tasks:
+        return None
+    return tasks[0].expected_output, dict(tasks[0].labels)

@@ -13,18 +13,27 @@ Styles: ``"full"`` (default, for real models) is the prompt above. ``"concise"``
 program, the input and the answer template but drops the reasoning request and the value
 conventions (about a quarter of the tokens): for small models trained to answer directly
 (the tiny CPU default), where a 300-token preamble only costs compute.
+
+Tasks made under ``semantics="official"`` are always asked with the official CodeRL+ prompt
+(:func:`render_official_prompt`; the text is data, with its source, in
+:mod:`coderl_jax.rl.official_prompt_data`), quirks included: the program glued to the fence
+tag and the closing fence (```` ```pythonn = int(input())``` ````), the input verbatim (its
+trailing newline leaves an empty line), the names as a Python list (``['a', 'b']``), and an
+example answer that spans two lines.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import typing
 from typing import TYPE_CHECKING, Literal
 
+from coderl_jax.rl import official_prompt_data
 from coderl_jax.rl.program_analysis import defines_solution_method
 
 if TYPE_CHECKING:
-    from coderl_jax.rl.alignment import AlignmentTask
+    from coderl_jax.rl.alignment_task import AlignmentTask
 
 _VALUE_CONVENTIONS = (
     "Write every value as JSON: numbers, strings in double quotes, true/false, null; "
@@ -55,10 +64,28 @@ PromptStyle = Literal["full", "concise"]
 PROMPT_STYLES: tuple[str, ...] = typing.get_args(PromptStyle)
 
 
+_FILL_POINT = re.compile("|".join(re.escape(point) for point in official_prompt_data.FILL_POINTS))
+
+
+def render_official_prompt(code: str, test_input: str, target_names: list[str]) -> str:
+    """The official alignment prompt: ``official_prompt_data.TEMPLATE`` with ``code``,
+    ``test_input`` and ``str(target_names)`` put in, each in one pass (a fill-in text that
+    itself contains ``{test_input}`` stays as it is, as in the official f-string)."""
+    values = {
+        "{code}": code,
+        "{test_input}": test_input,
+        "{local_variable_name}": str(list(target_names)),
+    }
+    return _FILL_POINT.sub(lambda match: values[match.group(0)], official_prompt_data.TEMPLATE)
+
+
 def render_prompt(task: AlignmentTask, style: str = "full") -> str:
-    """Renders the alignment prompt of ``task`` in ``style`` (see the module docstring)."""
+    """Renders the alignment prompt of ``task`` in ``style`` (see the module docstring);
+    official tasks get the official prompt whatever the style."""
     if style not in PROMPT_STYLES:
         raise ValueError(f"alignment prompt style must be one of {PROMPT_STYLES}, got {style!r}")
+    if task.semantics == "official":
+        return render_official_prompt(task.program, task.stdin, list(task.variables))
     parts = ["Here is a Python program:", _fence(task.program, "python")]
     if task.input_kind == "stdin":
         if task.stdin:

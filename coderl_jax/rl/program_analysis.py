@@ -1,8 +1,9 @@
 """Static facts about a Python program, read with ``ast`` (no execution).
 
-Used by alignment-task construction: the optional cyclomatic-complexity window on
-candidates, the ``loops`` variable-selection policy, and how a call-based program is shown
-in a prompt (module function vs. LeetCode-style ``Solution`` method).
+Used by alignment-task construction: the cyclomatic-complexity window on candidates (this
+project's measure, and the official CodeRL+ one), the ``loops`` variable-selection policy,
+and how a call-based program is shown in a prompt (module function vs. LeetCode-style
+``Solution`` method).
 """
 
 from __future__ import annotations
@@ -40,6 +41,28 @@ def cyclomatic_complexity(program: str) -> int | None:
             decisions += 1
         elif isinstance(node, ast.comprehension):
             decisions += 1 + len(node.ifs)
+        elif isinstance(node, ast.BoolOp):
+            decisions += len(node.values) - 1
+    return 1 + decisions
+
+
+OFFICIAL_UNPARSABLE_COMPLEXITY = 999
+
+
+def official_cyclomatic_complexity(program: str) -> int:
+    """The complexity the official CodeRL+ conversion filters on (``recipe/filter.py``,
+    ``SimpleCodeFilter.calculate_cyclomatic_complexity``): 1 + the number of ``if``/``elif``,
+    ``while``, ``for`` and ``async for`` statements + ``except`` clauses + each extra operand
+    of ``and``/``or``; 999 when the program does not parse. Conditional expressions,
+    comprehensions, ``assert`` and ``match`` do not count (unlike
+    :func:`cyclomatic_complexity`)."""
+    tree = parse_quietly(program)
+    if tree is None:
+        return OFFICIAL_UNPARSABLE_COMPLEXITY
+    decisions = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.ExceptHandler)):
+            decisions += 1
         elif isinstance(node, ast.BoolOp):
             decisions += len(node.values) - 1
     return 1 + decisions

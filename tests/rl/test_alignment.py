@@ -167,8 +167,18 @@ def test_first_test_input_per_kind():
     call = spec.TestSpec("call", inputs=("[[1]]",), outputs=("1",), fn_name="f")
     check = spec.TestSpec("assert", check_code="def check(c): pass", entry_point="f")
     assert first_test_input(stdio) == ("stdin", "1 2\n", None)
-    assert first_test_input(call) == ("call", "", ("f", "[[1]]"))
+    # Call-based: stdin holds the arguments as the official rows do (one JSON value a line).
+    assert first_test_input(call) == ("call", "[1]", ("f", "[[1]]"))
+    lines = spec.TestSpec(
+        "call", inputs=('[1, 2]\n"a"',), outputs=("1",), fn_name="f", call_arguments="json_lines"
+    )
+    assert first_test_input(lines) == ("call", '[1, 2]\n"a"', ("f", '[[1, 2], "a"]'))
+    broken = spec.TestSpec(
+        "call", inputs=("[1,",), outputs=("1",), fn_name="f", call_arguments="json_lines"
+    )
+    assert first_test_input(broken) == ("call", "[1,", None)
     assert first_test_input(check) == ("none", "", None)
+    assert first_test_input(spec.TestSpec("stdio")) == ("none", "", None)
 
 
 def test_select_candidates_rules_and_counts():
