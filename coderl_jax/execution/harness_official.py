@@ -64,6 +64,9 @@ PRELUDE = (
     + "".join(f"import {name}\n" for name in _STAR_MODULES)
     + "sys.setrecursionlimit(50000)\n"
 )
+# The official judge caps no output; a test's captured stdout may reach this here (the
+# result channel of one program carries 64 MiB at most, supervisor.py).
+OFFICIAL_MAX_TEST_OUTPUT = 16 << 20
 # Return values cross the sandbox as data; these caps are far above what a test returns.
 RETURN_CAPS = EncodeCaps(
     max_depth=100, max_items=1_000_000, max_str_chars=16_000_000, max_nodes=2_000_000
@@ -250,7 +253,8 @@ def run_official_job(job: dict, channel) -> None:
     """Runs an official stdio/call job in the program process ``U``; never returns."""
     from .harness import describe_exception
 
-    tests, max_output = job["tests"], job["limits"]["max_output_bytes"]
+    tests = job["tests"]
+    max_output = max(job["limits"]["max_output_bytes"], OFFICIAL_MAX_TEST_OUTPUT)
     sys.stdin = open(0, closefd=False)  # the process's own stdin (empty for test jobs)
     channel.send({"t": "start", "i": 0})  # preparing counts against the first test's time
     try:
@@ -272,7 +276,7 @@ def run_official_job(job: dict, channel) -> None:
         if tests["kind"] == "stdio":
             status, output, error = _stdio_test(method, text)
             if len(output) > max_output:
-                status, error = "output_limit", f"stdout exceeds {max_output} bytes"
+                status, error = "output_limit", f"stdout exceeds {max_output} characters"
             message = {"status": status, "stdout": output, "error": error}
         else:
             try:

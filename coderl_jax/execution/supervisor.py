@@ -10,7 +10,8 @@ touches costs it a copy-on-write fault, so work that can happen before the fork 
 program's non-daemon threads and ``atexit`` callbacks, see ``harness.py``):
 
 * stdout/stderr pipes (kept up to ``max_output_bytes`` each; more kills the job:
-  ``output_limit``), the program's result channel and the checker's marker channel;
+  ``output_limit``, except under the official rules, which ignore these streams: the rest
+  is dropped), the program's result channel and the checker's marker channel;
 * stdin, fed from the job without blocking;
 * the deadline: ``timeout_s`` for a plain run; for tests, ``timeout_s`` per test, restarted
   at each test's start message but never past ``timeout_s * (num_tests + 1)`` in total;
@@ -231,6 +232,7 @@ class _Watch:
         self.job, self.fds, self.limits = job, fds, limits
         self.timeout, self.deadline, self.hard_end = timeout, start + timeout, hard_end
         self.judge = Judge(job) if job["mode"] != "run" else None
+        self.official = job.get("semantics") == "official"
         self.streams = {fds["out_r"]: bytearray(), fds["err_r"]: bytearray()}
         self.channels = {fds[n]: bytearray() for n in ("res_r", "marker_r") if n in fds}
         self.channel_bytes = 0
@@ -293,7 +295,7 @@ class _Watch:
             return False
         if fd in self.streams:
             buffer, cap = self.streams[fd], self.limits.max_output_bytes
-            if len(buffer) + len(data) > cap:
+            if len(buffer) + len(data) > cap and not self.official:
                 self.kill_reason = self.kill_reason or "output_limit"
             buffer += data[: max(0, cap - len(buffer))]
             return True

@@ -170,3 +170,17 @@ def test_official_judge_deliberate_deviations():
     assert not check_solution(
         hog, {"inputs": ["\n"], "outputs": ["1\n"]}, semantics="official"
     ).passed
+
+
+def test_official_judge_caps_no_ordinary_output():
+    # The official judge has no output limit: 2 MB of right answer passes, and debug prints
+    # of a call-based solution (to the process's own stdout, which it ignores) cost nothing.
+    lines = 300_000
+    row = {"inputs": ["\n"], "outputs": ["".join(f"{i}\n" for i in range(lines))]}
+    program = f"for i in range({lines}):\n    print(i)"
+    assert check_solution(program, row, semantics="official").passed
+    assert check_solution(program, row, semantics="improved").status == "output_limit"
+    chatty = "class Solution:\n    def f(self, x):\n"
+    chatty += "        for i in range(200000):\n            print('debug', i)\n        return x"
+    call_row = {"inputs": ["1"], "outputs": ["1"], "fn_name": "f"}
+    assert check_solution(chatty, call_row, semantics="official").passed
