@@ -36,7 +36,6 @@ import numpy as np
 
 from coderl_jax import faults, preflight
 from coderl_jax import workdir as workdir_lib
-from coderl_jax.checkpoint import PreemptionGuard
 from coderl_jax.data.iterator import PromptIterator
 from coderl_jax.evals.periodic import PeriodicEvaluation
 from coderl_jax.execution import SandboxPool
@@ -51,6 +50,7 @@ from coderl_jax.learner import (
 )
 from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter, plot_curves, summary_table
 from coderl_jax.models import hf_io
+from coderl_jax.preemption import PreemptionGuard
 from coderl_jax.rl.alignment import reference_tasks
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
 from coderl_jax.rl.mixture import load_alignment_pool

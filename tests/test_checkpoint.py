@@ -25,8 +25,8 @@ from coderl_jax.checkpoint import (
     Checkpointer,
     CheckpointError,
     CheckpointMismatchError,
-    PreemptionGuard,
 )
+from coderl_jax.preemption import PreemptionGuard
 from coderl_jax.rl.alignment import AlignmentTask
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
 
@@ -299,7 +299,8 @@ def test_interrupted_async_save_never_becomes_latest(tmp_path):
 def test_sigterm_sets_the_flag_and_the_loop_saves_and_exits(tmp_path):
     child = run_python(f"""
         import time, jax.numpy as jnp
-        from coderl_jax.checkpoint import Checkpointer, PreemptionGuard
+        from coderl_jax.checkpoint import Checkpointer
+        from coderl_jax.preemption import PreemptionGuard
         ckpt = Checkpointer({str(tmp_path)!r}, save_every=1000, keep_last=1)
         with PreemptionGuard() as guard:
             print("ready", flush=True)
