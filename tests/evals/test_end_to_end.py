@@ -89,6 +89,12 @@ def test_cli_evaluates_a_checkpoint_and_writes_every_sample(run, tmp_path, check
     if checkpoint == "run":
         assert "lcb_code_execution" in results["code_reasoning"]["missing_sources"]
         assert "pass@1" in done.stdout and "note: code_reasoning left out" in done.stdout
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["settings"]["checkpoint"] == path and "overwrite" in written["settings"]
+    assert (written["run_config"] is not None) == (checkpoint == "run")
+    assert written["provenance"]["packages"]["jax"]
+    again = evaluate_cli(*flags)  # the output directory is not empty now
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr, again.stderr
 
 
 def test_cli_stops_on_missing_manual_data_and_names_the_files(tmp_path):
@@ -96,6 +102,6 @@ def test_cli_stops_on_missing_manual_data_and_names_the_files(tmp_path):
         "--oracle", "--benchmarks=humaneval,leetcode_contest", f"--data_dir={tmp_path / 'tfds'}",
         f"--manual_dir={tmp_path / 'nothing'}", f"--output_dir={tmp_path / 'out'}",
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "leetcode_contest/*.jsonl" in done.stderr and str(tmp_path / "nothing") in done.stderr
     assert not (tmp_path / "out" / "results.json").exists()
