@@ -4,13 +4,14 @@
 clean-up of any kind, when it reaches that point of that step. Unset (every normal run)
 each hook is one dictionary lookup. The points, all in `coderl_jax.loop`:
 
-- ``rollouts@s``: step ``s``'s first sandbox batch, while its rollouts are generated and
-  executed (the pool given to the RL step is wrapped by `instrument_pool`);
+- ``rollouts@s``: in step ``s``'s rollouts, as soon as the sampler has returned its first
+  samples (the rollout sampler is wrapped by `instrument_sampler`);
 - ``update@s``: step ``s`` has returned with its update dispatched asynchronously (it may
   still run on the device) and its metrics written, before anything else is saved;
-- ``checkpoint@s``: the asynchronous write of checkpoint ``s`` has started, not finished.
+- ``checkpoint@s``: right after `Checkpointer.save` of step ``s`` returned, while orbax
+  still writes it in the background.
 
-tests/test_faults.py kills a real ``experiments/run.py`` at each and checks the restarted
+tests/test_run_process.py kills a real ``experiments/run.py`` at each and checks the restarted
 run ends exactly where an uninterrupted one does.
 """
 
@@ -40,22 +41,27 @@ def begin_step(step: int) -> None:
     _current_step = step
 
 
-def instrument_pool(pool: Any) -> Any:
-    """``pool``, or when a ``rollouts`` point is set, a proxy whose ``check_batch`` (called
-    while rollouts run) first passes the ``rollouts`` point of the current step."""
+def instrument_sampler(sampler: Any) -> Any:
+    """``sampler``, or when a ``rollouts`` point is set, a proxy whose sampling methods
+    pass the ``rollouts`` point of the current step once they have returned."""
     if not any(point.startswith("rollouts@") for point in _points()):
-        return pool
-    return _KillingPool(pool)
+        return sampler
+    return _KillingSampler(sampler)
 
 
-class _KillingPool:
-    def __init__(self, pool: Any):
-        self._pool = pool
-
-    def check_batch(self, *args, **kwargs):
-        if _current_step is not None:
-            kill_point("rollouts", _current_step)
-        return self._pool.check_batch(*args, **kwargs)
+class _KillingSampler:
+    def __init__(self, sampler: Any):
+        self._sampler = sampler
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
+        attribute = getattr(self._sampler, name)
+        if not (name.startswith("sample") and callable(attribute)):
+            return attribute
+
+        def sample(*args, **kwargs):
+            out = attribute(*args, **kwargs)
+            if _current_step is not None:
+                kill_point("rollouts", _current_step)
+            return out
+
+        return sample

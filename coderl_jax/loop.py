@@ -173,9 +173,10 @@ def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str
         _save(learner, 0, iterator, writer)
 
     # ------------------------------------------------------------------ RL steps
+    learner.sampler = faults.instrument_sampler(learner.sampler)
     rl_step = RLStep(
         learner,
-        faults.instrument_pool(pool),
+        pool,
         iterator,
         _alignment_source(learner, pool, train_problems),
         reference_params(learner) if config.train.uses_reference else None,
