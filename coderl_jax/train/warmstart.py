@@ -16,7 +16,7 @@ schedule: warmup + cosine by default).
 
 The same phase continues an earlier run (``init_from``) as a supervised control for RL
 (`experiments/study.py`, arm ``sft_continue``): its batch size, steps, schedule, data mix
-and batch order are settings, and the last logged record carries the phase's totals
+(per batch with ``mix_per_batch``) and batch order are settings, and the last logged record carries the phase's totals
 (``warm_start/updates``, ``sequences``, ``alignment_sequences``, ``tokens`` (loss tokens),
 ``tokens_total`` (all non-pad tokens)), counted as the RL step counts ``train/tokens`` and
 ``train/tokens_total``, so the two phases' compute can be compared.
@@ -66,6 +66,10 @@ class WarmStartConfig:
     final_lr_ratio: float = 0.1  # cosine: the floor as a fraction of the peak
     num_micro_batches: int = 1  # gradient-accumulation steps per optimizer step
     alignment_fraction: float = 0.3  # share of examples that are alignment answers
+    # Every batch holds round(alignment_fraction x batch_size) alignment answers, as an RL
+    # batch holds its share of alignment prompts; False: batches of the shuffled pool,
+    # where length bucketing tends to put the two kinds in different batches.
+    mix_per_batch: bool = False
     num_problems: int = 0  # training problems whose references are used (0: all)
     # Seed of the batch order (None: the run's seed). A continuation of an earlier warm
     # start (init_from) sets its own, so it does not replay that warm start's order.
@@ -198,6 +202,20 @@ def length_bucketed_batches(
     return batches[:num_batches]
 
 
+def mixed_batches(
+    examples: Sequence[Example], batch_size: int, num_batches: int, seed: int, fraction: float
+) -> list[list[Example]]:
+    """`length_bucketed_batches` of each kind, joined: every batch holds
+    ``round(fraction * batch_size)`` alignment examples and the rest code examples."""
+    align_rows = int(round(fraction * batch_size))
+    parts = []
+    for kind, rows in ((TaskKind.CODE, batch_size - align_rows), (TaskKind.ALIGNMENT, align_rows)):
+        if rows:
+            of_kind = [e for e in examples if e[2] == kind]
+            parts.append(length_bucketed_batches(of_kind, rows, num_batches, seed + int(kind)))
+    return [[e for part in batch_parts for e in part] for batch_parts in zip(*parts)]
+
+
 def sft_train_config(config: WarmStartConfig, base: TrainConfig) -> TrainConfig:
     """The run's train config (AdamW settings, clipping, loss aggregation, temperature) with
     the supervised phase's schedule (by default 10% linear warmup, then cosine decay to 10%
@@ -252,7 +270,12 @@ def run_warm_start(
     step_fn = make_train_step(model_config, train_config, mesh)
     logprobs_fn = make_logprobs_fn(model_config, train_config, mesh)
     data_seed = seed if config.data_seed is None else config.data_seed
-    batches = length_bucketed_batches(examples, config.batch_size, config.steps, data_seed)
+    if config.mix_per_batch:
+        batches = mixed_batches(
+            examples, config.batch_size, config.steps, data_seed, config.alignment_fraction
+        )
+    else:
+        batches = length_bucketed_batches(examples, config.batch_size, config.steps, data_seed)
     history, start = [], time.perf_counter()
     log_every = max(1, config.steps // 10)
     for step, rows in enumerate(batches):

@@ -15,6 +15,7 @@ from coderl_jax.train.optim import learning_rate_schedule
 from coderl_jax.train.warmstart import (
     WarmStartConfig,
     length_bucketed_batches,
+    mixed_batches,
     pack_examples,
     phase_totals,
     sft_train_config,
@@ -44,6 +45,24 @@ def test_length_bucketed_batches_cover_epochs_with_similar_lengths():
     assert spread < 40  # random batches of 8 would spread ~150 tokens
     assert length_bucketed_batches(examples, 8, 100, seed=3) == batches  # deterministic
     assert length_bucketed_batches(examples, 8, 100, seed=4) != batches
+
+
+def test_mixed_batches_hold_the_alignment_share_in_every_batch():
+    rng = np.random.default_rng(1)
+    code = [(tuple(range(int(n))), (1,), TaskKind.CODE) for n in rng.integers(1, 50, 300)]
+    align = [(tuple(range(int(n))), (2,), TaskKind.ALIGNMENT) for n in rng.integers(60, 99, 200)]
+    batches = mixed_batches(code + align, batch_size=10, num_batches=50, seed=0, fraction=0.4)
+    assert len(batches) == 50 and all(len(b) == 10 for b in batches)
+    assert all(sum(k == TaskKind.ALIGNMENT for _, _, k in b) == 4 for b in batches)
+    # Pooled, length bucketing separates kinds of different lengths: at most the batch at the
+    # boundary of each window of 16 batches mixes them.
+    pooled = length_bucketed_batches(code + align, 10, 50, seed=0)
+    assert sum(len({k for _, _, k in b}) > 1 for b in pooled) <= 50 / 16 + 1
+    assert mixed_batches(code + align, 10, 50, seed=0, fraction=0.4) == batches
+    only_code = mixed_batches(code + align, 10, 5, seed=0, fraction=0.0)
+    assert all(k == TaskKind.CODE for b in only_code for _, _, k in b)
+    with pytest.raises(ValueError, match="200 examples cannot fill a batch of 201"):
+        mixed_batches(code + align, 201, 1, seed=0, fraction=1.0)
 
 
 def test_sft_config_keeps_the_run_settings_but_drops_rl_terms():
