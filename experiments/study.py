@@ -6,7 +6,7 @@ r"""Runs a study (arms x seeds from one shared warm start per seed), then tabula
 
 Arms (default all four): sft_continue (the warm start continued with supervised training
 for the RL phase's updates and sequences, same data mix), grpo (α=1), coderl_plus
-(α=--coderl_plus_alpha), alignment_only (α=0); alpha_<A> adds an α ablation. The runs, their
+(α=--coderl_plus_alpha, by default the base's), alignment_only (α=0); alpha_<A> adds an α ablation. The runs, their
 flags and the SFT-continue protocol: experiments/study_plan.py; the statistics (mean ±
 standard error per arm, paired differences with 95% t intervals): experiments/study_results.py.
 
@@ -47,7 +47,12 @@ SBATCH_SCRIPT = os.path.relpath(os.path.join(REPO, "launch", "slurm_gpu.sbatch")
 F = flags
 F.DEFINE_string("base_flagfile", None, "Flagfile every run starts from (not with --collect).")
 F.DEFINE_list("arms", list(study_plan.DEFAULT_ARMS), "Arms: names or alpha_<A>.")
-F.DEFINE_float("coderl_plus_alpha", 0.6, "α of the coderl_plus arm (and sft_continue's mix).")
+F.DEFINE_float(
+    "coderl_plus_alpha",
+    None,
+    "α of the coderl_plus arm and of sft_continue's data mix (default: the base's α when it "
+    "lies in (0, 1), else the paper's 0.6).",
+)
 F.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds: model init, data order, sampling.")
 F.DEFINE_string("study_dir", "runs/study", "Parent directory of the runs' workdirs.")
 F.DEFINE_multi_string(
@@ -74,18 +79,20 @@ def define_study(overrides: list[str]) -> tuple[Study, dict[str, list[str]]]:
     run.py flags (each validated by building its config, as run.py would)."""
     if FLAGS.base_flagfile is None:
         raise ValueError("--base_flagfile is required to launch (or --collect)")
-    arms = study_plan.parse_arms(FLAGS.arms, FLAGS.coderl_plus_alpha)
-    base_flags = [f"--flagfile={FLAGS.base_flagfile}", *overrides]
-    base = study_plan.resolve_config(base_flags)
+    base = study_plan.resolve_config([f"--flagfile={FLAGS.base_flagfile}", *overrides])
+    alpha = FLAGS.coderl_plus_alpha
+    if alpha is None:
+        alpha = base.alignment.mixture.alpha if 0 < base.alignment.mixture.alpha < 1 else 0.6
+    arms = study_plan.parse_arms(FLAGS.arms, alpha)
     study = Study(
         study_dir=FLAGS.study_dir,
         base_flagfile=FLAGS.base_flagfile,
         overrides=tuple(overrides),
         sft_overrides=tuple(FLAGS.sft_overrides),
-        coderl_plus_alpha=FLAGS.coderl_plus_alpha,
+        coderl_plus_alpha=alpha,
         arms=tuple(a.name for a in arms),
         seeds=tuple(int(s) for s in FLAGS.seeds),
-        sft_settings=study_plan.sft_continue_settings(base, FLAGS.coderl_plus_alpha),
+        sft_settings=study_plan.sft_continue_settings(base, alpha),
     )
     saved = Study.load(FLAGS.study_dir)
     study = saved.merged(study) if saved else study

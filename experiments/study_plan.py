@@ -26,8 +26,8 @@ as many optimizer updates as the RL phase (RL steps x updates per batch) of as m
 each (B x G / mini-batches, B prompts x G samples), with the RL phase's optimizer: a fresh
 AdamW with its peak learning rate, warmup, schedule (constant or cosine with its decay and
 floor), gradient accumulation, weight decay and clipping. Its rows are references of the
-RL phase's training problems in the CodeRL+ arm's mix: a fraction α of code references
-and 1 - α traced reference alignment answers, in a batch order of their own
+RL phase's training problems in the CodeRL+ arm's mix, in every batch: a fraction α of
+code references and 1 - α traced reference alignment answers, in a batch order of their own
 (``--warm_start_data_seed`` = 10000 + S, not the warm start's). Same updates, same
 sequences; tokens differ with the lengths of references vs sampled completions: both
 phases log their totals and the study's table reports them side by side.
@@ -167,6 +167,7 @@ def sft_continue_settings(rl_config, alpha: float) -> dict[str, object]:
         "warm_start_decay_steps": train.decay_steps,
         "warm_start_final_lr_ratio": train.final_lr_ratio,
         "warm_start_alignment_fraction": round(1.0 - alpha, 10),
+        "warm_start_mix_per_batch": "true",  # each batch mixed as an RL batch is
         "warm_start_num_problems": 0,  # the RL phase draws from every training problem
     }
 

@@ -97,6 +97,7 @@ def test_sft_continue_matches_the_rl_phase_updates_rows_and_schedule():
         "warm_start_decay_steps": 48,  # the RL phase's: all its updates
         "warm_start_final_lr_ratio": 0.1,
         "warm_start_alignment_fraction": 0.4,
+        "warm_start_mix_per_batch": "true",
         "warm_start_num_problems": 0,
     }
     # The run.py flags give the warm start exactly these settings (and the RL phase's
@@ -105,6 +106,7 @@ def test_sft_continue_matches_the_rl_phase_updates_rows_and_schedule():
     config = study_plan.resolve_config(study_plan.run_flags(sft, TINY, RL, settings))
     ws = config.warm_start
     assert (ws.steps, ws.batch_size, ws.learning_rate, ws.data_seed) == (48, 128, 3e-4, 10002)
+    assert ws.mix_per_batch and ws.alignment_fraction == 0.4
     assert ws.steps * ws.batch_size == 12 * 2 * 32 * 8 and config.run.steps == 0
     assert config.model.init_from == "/s/warm_start_seed_2" and config.model.tiny.seed == 2
     with pytest.raises(ValueError, match="no steps"):
@@ -149,6 +151,7 @@ def test_print_launcher_skips_finished_runs_then_collect(tmp_path):
     args = [f"--study_dir={study_dir}", f"--results_dir={tmp_path / 'results'}"]
     out = study_cli(
         f"--base_flagfile={TINY}", "--arms=sft_continue,coderl_plus", "--seeds=0,1",
+        "--coderl_plus_alpha=0.6",
         "--launcher=print", *args, *(f"--overrides={f}" for f in RL), "--", "--steps=4",
     )  # fmt: skip
     lines = out.splitlines()
@@ -164,7 +167,8 @@ def test_print_launcher_skips_finished_runs_then_collect(tmp_path):
         "--warm_start_steps=4 --warm_start_batch_size=256 --warm_start_num_micro_batches=4 "
         "--warm_start_learning_rate=0.0003 --warm_start_lr_schedule=constant "
         "--warm_start_warmup_steps=2 --warm_start_decay_steps=4 --warm_start_final_lr_ratio=0.0 "
-        "--warm_start_alignment_fraction=0.4 --warm_start_num_problems=0 "
+        "--warm_start_alignment_fraction=0.4 --warm_start_mix_per_batch=true "
+        "--warm_start_num_problems=0 "
         f"--warm_start_data_seed=10000 --workdir={study_dir}/sft_continue_seed_0"
     )
     assert commands[3].endswith(
@@ -206,13 +210,15 @@ def test_local_study_shares_the_warm_start_and_continues_it(scaled_down_cache, t
     sft = scaled_down.metrics_by_step(study_dir / "sft_continue_seed_0")
     assert sorted(warm) == [0] and sorted(sft) == [0]  # no RL steps in either
     assert warm[0]["warm_start/updates"] == 1 and warm[0]["warm_start/sequences"] == 8
-    # The RL phase's budget: 1 step x 1 update of 4 prompts x 2 samples.
+    # The RL phase's budget: 1 step x 1 update of 4 prompts x 2 samples, mixed as the base's
+    # α = 0.5 mixes an RL batch.
     assert sft[0]["warm_start/updates"] == 1 and sft[0]["warm_start/sequences"] == 8
+    assert sft[0]["warm_start/alignment_sequences"] == 4
     assert 0 < sft[0]["warm_start/tokens"] < sft[0]["warm_start/tokens_total"]
     # It starts from the warm start's policy: its NLL before its own update (6.10 measured)
     # is well below the random policy's, which the warm start logged before its (6.35).
     assert sft[0]["warm_start/nll"] < warm[0]["warm_start/nll"] - 0.1
     table = (tmp_path / "results" / "study.md").read_text()
-    assert "2 of 2 runs finished" in table and "| sft_continue | 1 | 8 |" in table
+    assert "2 of 2 runs finished" in table and "| sft_continue | 1 | 8 | 0.50 |" in table
     again = study_cli(*args)
     assert "# sft_continue_seed_0: finished, skipped" in again and "running" not in again
