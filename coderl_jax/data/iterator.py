@@ -1,23 +1,33 @@
-"""Deterministic, host-sharded, checkpointable iterator over a list of prompts.
+"""Deterministic, host-sharded, checkpointable walk over a list of prompts.
 
-Order. The items whose prompt fits the length limit ("eligible", see below) are visited in a
+Order. The items whose prompt fits the length limit ("eligible", see below) are walked in a
 fresh permutation every epoch: epoch ``e`` uses ``numpy.random.default_rng([seed, e])
 .permutation``, so the order depends only on ``(seed, epoch, eligible items)``, never on how
-many batches were drawn before or on which host asks.
+many items were drawn before or on which host asks. The epochs follow each other without a
+gap: the walk is the concatenation of the epochs' permutations.
 
-Batches. Each epoch is cut into ``len(eligible) // global_batch_size`` global batches of
-consecutive positions of its permutation; the remainder (fewer than a batch) is dropped and
-the next epoch starts, so every step sees a full batch of distinct items.
+Draws. :meth:`PromptIterator.take` hands out exactly the items asked for, the next ones of
+the walk; a draw that reaches the end of an epoch goes on with the next epoch's permutation.
+So every eligible item is visited exactly once per epoch, whatever the draw sizes (a step
+whose code share changes, e.g. while the alignment buffer fills up, skips nothing).
+:meth:`PromptIterator.sample` draws items uniformly with replacement from the eligible ones
+without moving the walk (the official CodeRL+ sampler's filler problems).
 
-Hosts. With ``P = process_count`` processes, process ``i`` takes positions
-``[i * B/P, (i + 1) * B/P)`` of every global batch (``B = global_batch_size``, divisible by
-``P``): the union over processes is the global batch, with no overlap. ``process_index`` and
-``process_count`` default to ``jax.process_index()`` / ``jax.process_count()``.
+Hosts. With ``P = process_count`` processes, every process calls ``take(counts)`` with the
+same list ``counts`` (how many items each process takes this step): the walk advances by
+``sum(counts)``, and process ``i`` gets positions ``[sum(counts[:i]), sum(counts[:i + 1]))``
+of that stretch. The union over processes is the stretch, with no overlap, and every
+process's iterator stays in the same state. ``process_index`` and ``process_count`` default to
+``jax.process_index()`` / ``jax.process_count()``.
 
-State. ``state()`` is ``{"epoch", "position", "seed", "num_eligible"}`` (plain ints, JSON-able):
-the next global batch starts at ``position`` of epoch ``epoch``'s permutation.
-``restore(state)`` continues exactly there; a state from another seed or another set of
-eligible items raises instead of silently yielding a different stream.
+State. ``state()`` is ``{"epoch", "position", "seed", "num_eligible"}`` (plain ints,
+JSON-able): the walk continues at ``position`` of epoch ``epoch``'s permutation (the items
+before it were handed out). ``restore(state)`` continues exactly there; a state from another
+seed or another set of eligible items raises instead of silently yielding a different
+stream. States saved before draws of any size existed (every position a multiple of the
+batch size, an epoch's last partial batch skipped) have the same keys and meaning and restore
+as they are: the walk continues from the saved position of the same permutation, and now
+also visits the end of the epoch that the old iterator skipped.
 
 Length filter. Given ``length_fn(item) -> int`` (e.g. prompt tokens) and ``max_length``,
 items longer than ``max_length`` are dropped once, at construction; the count is logged and
@@ -28,7 +38,7 @@ restart computes the same eligible set and the saved positions stay valid.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -39,7 +49,7 @@ T = TypeVar("T")
 
 
 class PromptIterator(Generic[T]):
-    """Endless iterator of this process's share of each global batch (a list of items)."""
+    """The walk over the eligible items (see the module docstring)."""
 
     def __init__(
         self,
@@ -54,7 +64,8 @@ class PromptIterator(Generic[T]):
         """
         Args:
           items: the dataset (e.g. ``Problem``s), in a fixed order.
-          global_batch_size: items per step over all processes.
+          global_batch_size: prompts per step over all processes (a step draws at most this
+            many items; each process's share of a step is ``local_batch_size`` prompts).
           seed: shuffling seed.
           length_fn: length of an item's prompt; required with ``max_length``.
           max_length: items with ``length_fn(item) > max_length`` are dropped (None: keep all).
@@ -120,33 +131,54 @@ class PromptIterator(Generic[T]):
         return len(self._eligible)
 
     @property
-    def batches_per_epoch(self) -> int:
-        return len(self._eligible) // self.global_batch_size
-
-    @property
     def local_batch_size(self) -> int:
+        """This process's prompts per step."""
         return self.global_batch_size // self.process_count
 
-    def next_indices(self) -> np.ndarray:
-        """Indices into ``items`` of this process's share of the next global batch, shape
-        ``[local_batch_size]``; advances the iterator."""
-        if self._position + self.global_batch_size > len(self._eligible):
-            self._epoch += 1
-            self._position = 0
+    @property
+    def epoch(self) -> int:
+        """The epoch the next item comes from."""
+        return self._epoch
+
+    def take_indices(self, counts: Sequence[int]) -> np.ndarray:
+        """Indices into ``items`` of this process's ``counts[process_index]`` next items of
+        the walk, shape ``[counts[process_index]]``; advances the walk by ``sum(counts)``
+        (every process passes the same ``counts``, one entry per process)."""
+        counts = [int(n) for n in counts]
+        if len(counts) != self.process_count or min(counts) < 0:
+            raise ValueError(
+                f"take needs one count >= 0 per process ({self.process_count}), got {counts}"
+            )
+        stretch = []
+        remaining = sum(counts)
+        while remaining:
+            if self._position == len(self._eligible):
+                self._epoch, self._position = self._epoch + 1, 0
+                self._order = self._epoch_order(self._epoch)
+            n = min(remaining, len(self._eligible) - self._position)
+            stretch.append(self._order[self._position : self._position + n])
+            self._position += n
+            remaining -= n
+        if self._position == len(self._eligible):  # the state names the next epoch
+            self._epoch, self._position = self._epoch + 1, 0
             self._order = self._epoch_order(self._epoch)
-        start = self._position + self.process_index * self.local_batch_size
-        indices = self._order[start : start + self.local_batch_size]
-        self._position += self.global_batch_size
-        return indices
+        walk = np.concatenate(stretch) if stretch else np.zeros((0,), np.int64)
+        start = sum(counts[: self.process_index])
+        return walk[start : start + counts[self.process_index]]
 
-    def __next__(self) -> list[T]:
-        return [self._items[i] for i in self.next_indices()]
+    def take(self, counts: Sequence[int]) -> list[T]:
+        """This process's share of the next ``sum(counts)`` items (see ``take_indices``)."""
+        return [self._items[i] for i in self.take_indices(counts)]
 
-    def __iter__(self) -> Iterator[list[T]]:
-        return self
+    def sample(self, n: int, rng: np.random.Generator) -> list[T]:
+        """``n`` eligible items drawn uniformly with replacement; the walk does not move."""
+        if n < 0:
+            raise ValueError(f"cannot sample {n} items")
+        picks = rng.integers(len(self._eligible), size=n)
+        return [self._items[i] for i in self._eligible[picks]]
 
     def state(self) -> dict[str, int]:
-        """Where the next global batch starts, as a JSON-able dict (see the module docstring)."""
+        """Where the walk continues, as a JSON-able dict (see the module docstring)."""
         return {
             "epoch": self._epoch,
             "position": self._position,
@@ -167,10 +199,7 @@ class PromptIterator(Generic[T]):
         epoch, position = int(state["epoch"]), int(state["position"])
         if epoch < 0 or not 0 <= position <= len(self._eligible):
             raise ValueError(f"iterator state out of range: {state}")
-        if position % self.global_batch_size:
-            raise ValueError(
-                f"iterator state position {position} is not a multiple of the global batch "
-                f"size {self.global_batch_size} (saved with another batch size?)"
-            )
+        if position == len(self._eligible):  # an old state at the very end of an epoch
+            epoch, position = epoch + 1, 0
         self._epoch, self._position = epoch, position
         self._order = self._epoch_order(epoch)

@@ -3,16 +3,23 @@
 Tasks enter in training-step order (each carries the step that created it) and the oldest
 are evicted first once ``capacity`` (official: 20,000) is exceeded. Sampling does not remove
 tasks: a task can be asked again in later steps, as in the official code. Sampling is
-deterministic given a ``numpy.random.Generator`` and draws without replacement within one
-call:
+deterministic given a ``numpy.random.Generator``. Strategies (``SAMPLERS``, name -> function),
+each drawing ``n`` tasks without replacement within one call:
 
 * ``"recent"`` (official default): when the most recent step's additions hold at least
-  ``n`` tasks, ``n`` of them uniformly at random; otherwise the ``n`` newest tasks.
+  ``n`` tasks, ``n`` of them uniformly at random; otherwise the ``n`` newest tasks. (Steps
+  that made no task add nothing, so "the most recent step" is the latest one that made any.)
 * ``"random"``: ``n`` tasks uniformly at random from the whole buffer.
 * ``"balanced"``: balanced over source problems, so problems with many failing rollouts do
   not crowd out the rest. It goes in rounds; each round visits the problems that still have
   undrawn tasks in a random order and draws one random task from each, until ``n`` tasks are
   drawn. Problems' counts therefore differ by at most one unless a problem runs out.
+
+Per slot (``per_slot=True``, the official code's way, used under ``semantics="official"``):
+each of the ``n`` alignment slots of a batch is its own one-task draw of the strategy, so a
+task can fill several slots. With ``"recent"`` every slot is a uniform draw, with
+replacement, from the tasks of the latest step that made any (the official
+``RolloutEnhancedDataset`` calls ``sample_records(1)`` once per slot).
 
 The age of a task at step ``t`` is ``t - task.step`` (:func:`task_ages`), logged so metrics
 show how stale the sampled tasks are.
@@ -29,12 +36,12 @@ import collections
 import json
 import os
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import numpy as np
 
-from coderl_jax.rl.alignment import AlignmentTask
+from coderl_jax.rl.alignment_task import AlignmentTask
 
 SamplingStrategy = Literal["recent", "random", "balanced"]
 SAMPLING_STRATEGIES: tuple[str, ...] = typing.get_args(SamplingStrategy)
@@ -85,23 +92,22 @@ class AlignmentBuffer:
             self._tasks.popleft()
         return evicted
 
-    def sample(self, n: int, strategy: str, rng: np.random.Generator) -> list[AlignmentTask]:
-        """Draws ``n`` distinct tasks with ``strategy`` (see the module docstring)."""
-        if strategy not in SAMPLING_STRATEGIES:
+    def sample(
+        self, n: int, strategy: str, rng: np.random.Generator, per_slot: bool = False
+    ) -> list[AlignmentTask]:
+        """Draws ``n`` tasks with ``strategy``: distinct ones, or with ``per_slot`` one draw
+        per slot (tasks may repeat; needs a non-empty buffer). See the module docstring."""
+        if strategy not in SAMPLERS:
             raise ValueError(
-                f"sampling strategy must be one of {SAMPLING_STRATEGIES}, got {strategy!r}"
+                f"sampling strategy must be one of {tuple(SAMPLERS)}, got {strategy!r}"
             )
-        if not 0 <= n <= len(self._tasks):
+        too_many = n > len(self._tasks) if not per_slot else n > 0 and not self._tasks
+        if n < 0 or too_many:
             raise ValueError(f"cannot sample {n} tasks from a buffer of {len(self._tasks)}")
-        tasks = self.tasks
-        if strategy == "random":
-            return [tasks[i] for i in rng.choice(len(tasks), size=n, replace=False)]
-        if strategy == "recent":
-            latest = [t for t in tasks if t.step == self.latest_step]
-            if len(latest) >= n:
-                return [latest[i] for i in rng.choice(len(latest), size=n, replace=False)]
-            return tasks[len(tasks) - n :]
-        return _sample_balanced(tasks, n, rng)
+        tasks, draw = self.tasks, SAMPLERS[strategy]
+        if per_slot:
+            return [draw(tasks, 1, rng)[0] for _ in range(n)]
+        return draw(tasks, n, rng)
 
     def save_jsonl(self, path: str | os.PathLike) -> None:
         """Writes the buffer to ``path`` atomically (temporary file, then rename)."""
@@ -143,6 +149,21 @@ class AlignmentBuffer:
         return cls(capacity or header["capacity"], tasks)
 
 
+def _sample_random(
+    tasks: list[AlignmentTask], n: int, rng: np.random.Generator
+) -> list[AlignmentTask]:
+    return [tasks[i] for i in rng.choice(len(tasks), size=n, replace=False)]
+
+
+def _sample_recent(
+    tasks: list[AlignmentTask], n: int, rng: np.random.Generator
+) -> list[AlignmentTask]:
+    latest = [t for t in tasks if t.step == tasks[-1].step] if tasks else []
+    if len(latest) >= n:
+        return [latest[i] for i in rng.choice(len(latest), size=n, replace=False)]
+    return tasks[len(tasks) - n :]
+
+
 def _sample_balanced(
     tasks: list[AlignmentTask], n: int, rng: np.random.Generator
 ) -> list[AlignmentTask]:
@@ -159,6 +180,14 @@ def _sample_balanced(
             indices = remaining[problem]
             chosen.append(indices.pop(int(rng.integers(len(indices)))))
     return [tasks[i] for i in chosen]
+
+
+# Strategy name -> (tasks oldest first, n, rng) -> n distinct tasks.
+SAMPLERS: dict[str, Callable[[list[AlignmentTask], int, np.random.Generator], list]] = {
+    "recent": _sample_recent,
+    "random": _sample_random,
+    "balanced": _sample_balanced,
+}
 
 
 def task_ages(tasks: Sequence[AlignmentTask], step: int) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 ``state, out = rl_step(state, step)`` runs:
 
-1. **draw** the mixed batch: round(α·B) code-generation problems from the prompt iterator,
-   the rest alignment tasks from the buffer (code prompts fill in while it is short;
-   `coderl_jax.rl.mixture`);
+1. **draw** the mixed batch: code-generation problems from the prompt iterator's walk (each
+   problem once per epoch), the rest alignment tasks from the buffer, in the counts of the
+   run's semantics (code prompts fill in while the buffer is short; `coderl_jax.rl.mixture`);
 2. **prompts**: each problem or task rendered with the chat template and tokenized;
 3. **rollouts**: G samples per prompt, code executed in the sandbox pool while the next
    chunk generates, alignment answers scored, group advantages, reference log-probs
@@ -38,7 +38,7 @@ from coderl_jax.rl import dapo
 from coderl_jax.rl.alignment import failures_to_tasks, select_candidates
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer, task_ages
 from coderl_jax.rl.batch import TrainBatch, device_put_batch, group_rows_by_length
-from coderl_jax.rl.mixture import MixedBatch, draw_mixed_batch
+from coderl_jax.rl.mixture import MixedBatch, draw_mixed_batch, plan_step
 from coderl_jax.rl.rollout import (
     PromptItem,
     RolloutRunner,
@@ -64,6 +64,16 @@ class StepOutput:
     metrics: dict[str, float]  # this step's host metrics (rollout/, time/, sampler/)
     previous_update_metrics: dict[str, float] | None  # step - 1's update (train/...), fetched
     rollouts: Rollouts
+
+
+def tasks_per_process(num_tasks: int, process_count: int) -> list[int]:
+    """Every process's alignment-source size (a collective with several processes), so all
+    plan the step alike."""
+    if process_count == 1:
+        return [num_tasks]
+    from jax.experimental import multihost_utils
+
+    return [int(n) for n in multihost_utils.process_allgather(np.asarray(num_tasks))]
 
 
 class RLStep:
@@ -127,12 +137,11 @@ class RLStep:
     # ------------------------------------------------------------------ 1-2: batch, prompts
     def draw(self, rng: np.random.Generator) -> MixedBatch:
         """This process's share of the step's prompts: problems, then alignment tasks."""
+        mixture, iterator = self.config.alignment.mixture, self.iterator
+        sizes = tasks_per_process(len(self.alignment_source), iterator.process_count)
+        plans = plan_step(iterator.global_batch_size, mixture.alpha, sizes, mixture.semantics)
         return draw_mixed_batch(
-            self.iterator.local_batch_size,
-            self.config.alignment.mixture,
-            lambda n: next(self.iterator)[:n],
-            self.alignment_source,
-            rng,
+            plans, iterator.process_index, mixture, iterator, self.alignment_source, rng
         )
 
     def prompts(self, mixed: MixedBatch) -> list[PromptItem]:
@@ -189,7 +198,7 @@ class RLStep:
         conversion counts."""
         conversion = self.config.alignment.conversion
         candidates, selection_counts = select_candidates(
-            rollouts.code_candidates, conversion.complexity_window
+            rollouts.code_candidates, conversion.complexity_window, conversion.semantics
         )
         tasks, conversion_counts = failures_to_tasks(
             candidates, self.pool.run_batch, step=step, config=conversion,

@@ -1,13 +1,23 @@
-"""Alignment buffer: eviction, the three sampling strategies, ages, checkpoint round trip."""
+"""Alignment buffer: eviction, the three sampling strategies, per-slot (official) draws
+against the official buffer's results, ages, checkpoint round trip."""
 
 import collections
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from coderl_jax.rl.alignment import AlignmentTask
-from coderl_jax.rl.alignment_buffer import BUFFER_FILENAME, AlignmentBuffer, task_ages
+from coderl_jax.rl.alignment_buffer import (
+    BUFFER_FILENAME,
+    SAMPLERS,
+    SAMPLING_STRATEGIES,
+    AlignmentBuffer,
+    task_ages,
+)
+
+CASES = pathlib.Path(__file__).parents[1] / "fixtures" / "official"
 
 
 def make_task(problem_id: str, step: int, i: int) -> AlignmentTask:
@@ -103,6 +113,41 @@ def test_sample_rejects_bad_requests():
         buffer.sample(12, "random", rng())
     with pytest.raises(ValueError, match="strategy"):
         buffer.sample(1, "newest", rng())
+    with pytest.raises(ValueError, match="cannot sample 1 tasks from a buffer of 0"):
+        AlignmentBuffer().sample(1, "recent", rng(), per_slot=True)
+    assert AlignmentBuffer().sample(0, "recent", rng(), per_slot=True) == []
+    assert tuple(SAMPLERS) == SAMPLING_STRATEGIES  # one table, one list of names
+
+
+def _official_buffer_cases():
+    cases = []
+    for name in ("buffer", "research_buffer"):
+        with open(CASES / f"{name}.json") as f:
+            cases += json.load(f)
+    return cases
+
+
+@pytest.mark.parametrize("case", _official_buffer_cases(), ids=lambda c: c["id"])
+def test_per_slot_recent_draws_match_the_official_buffer(case):
+    """Official "recent": each alignment slot is one draw from the latest step's tasks, with
+    replacement (the official dataset calls sample_records(1) per slot). The draws' values
+    come from another RNG (numpy's global one there); which steps, how many tasks and the
+    repeats do not."""
+    buffer = AlignmentBuffer(capacity=case.get("capacity", 20_000))
+    for step, n in case["adds"]:
+        buffer.add([make_task("p", step, i) for i in range(n)])
+    draws = buffer.sample(case["draws"], "recent", rng(case["seed"]), per_slot=True)
+    want = case["official"]
+    assert len(buffer) == want["buffer_size"] and len(draws) == want["draws"]
+    assert sorted({t.step for t in draws}) == want["draw_steps"]
+    distinct = len({(t.step, t.labels["x"]) for t in draws})
+    latest = len([t for t in buffer.tasks if t.step == buffer.latest_step])
+    assert distinct <= latest and (latest > 1 or distinct == want["distinct_records"])
+    if case["draws"] > latest:
+        assert distinct < case["draws"]  # with replacement: repeats
+    # u04: the official class, after an add of 0 records, returns the newest record on
+    # every draw; training never makes such an add (a step without tasks adds nothing),
+    # and here an empty add changes nothing, so the draws stay spread over that step.
 
 
 def test_task_ages():
