@@ -27,6 +27,7 @@ from coderl_jax.data.builders.livecodebench_format import (
 from coderl_jax.data.builders.synthetic import program_overlap
 from coderl_jax.data.sources import load_problems, load_reasoning_items, prepare, skipped_rows
 from coderl_jax.execution import TestSpec, check_solution
+from coderl_jax.rl.alignment import first_test_input
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MANUAL = FIXTURES / "manual"
@@ -140,22 +141,21 @@ def test_prime_code_parses_stdio_and_call_rows_and_excludes_math(tmp_path):
     assert builder.excluded_rows == {"train": 1}
     assert builder.skipped_rows == {"train": 0}
     problems = load_problems("prime_code", "train", tmp_path / "data", manual_dir=MANUAL)
-    assert [p.id for p in problems] == [
-        "prime_code/train/0000000",
-        "prime_code/train/0000001",
-        "prime_code/train/0000003",
-    ]
-    stdio, call, lines = problems
+    assert [p.id for p in problems] == [f"prime_code/train/{i:07d}" for i in (0, 1, 3, 4, 5, 6, 7)]
+    stdio, call, lines = problems[:3]
     assert stdio.statement == "Read two integers a and b and print their sum."
     assert stdio.metadata["instruction"].startswith("Write Python code to solve the problem.")
     assert stdio.metadata["system_prompt"] == "You are a helpful programmer."
     assert stdio.metadata["data_source"] == "codecontests"
+    assert stdio.metadata["messages"][1]["content"].endswith("at the end.")
+    assert stdio.metadata["row_format"] == "official"
     assert (stdio.tests.kind, stdio.tests.inputs, stdio.tests.outputs) == (
         "stdio",
         ("1 2\n", "10 -3\n"),
         ("3\n", "7\n"),
     )
-    # Call-based: argument lists as JSON, one-element output wrappers removed.
+    # APPS form: argument lists as JSON, one-element output wrappers removed.
+    assert call.metadata["row_format"] == "apps"
     assert call.tests.kind == "call" and call.tests.fn_name == "double_all"
     assert call.tests.inputs == ("[[1,2]]", "[[]]")
     assert call.tests.outputs == ("[2,4]", "[]")
@@ -164,12 +164,34 @@ def test_prime_code_parses_stdio_and_call_rows_and_excludes_math(tmp_path):
     assert lines.tests.inputs == ("abc\n\n",) and lines.tests.outputs == ("cba\n",)
 
 
+def test_prime_code_reads_official_rows_as_the_official_judge(tmp_path):
+    """Rows in the form recipe/prepare_data.sh's parquet holds: call-based inputs are
+    newline-joined JSON arguments, kept as they are and judged by the official rules."""
+    problems = load_problems("prime_code", "train", tmp_path / "data", manual_dir=MANUAL)
+    stdio, call, null_fn, unpaired = problems[3:]
+    assert all(p.metadata["row_format"] == "official" for p in problems[3:])
+    assert stdio.tests == TestSpec("stdio", ("3\n1 2 3\n", "1\n-5\n"), ("6\n", "-5\n"))
+    assert call.tests == TestSpec(
+        "call", ("1\n2", "[1, 2]\n[3]"), ("3", "[1, 2, 3]"), fn_name="add",
+        call_arguments="json_lines",
+    )  # fmt: skip
+    assert call.tests.arguments(1) == [[1, 2], [3]]
+    assert null_fn.tests.kind == "stdio" and null_fn.tests.null_fn_name
+    assert unpaired.tests.inputs == ("1\n", "2\n")  # zip: the third input has no output
+    solution = "class Solution:\n    def add(self, a, b):\n        return a + b\n"
+    assert check_solution(solution, call.tests, semantics="official").passed
+    assert check_solution("def add(a, b):\n    return a + b\n", call.tests).passed
+    # The alignment conversion feeds the official input text to the program on stdin.
+    assert first_test_input(call.tests) == ("call", "1\n2", ("add", "[1, 2]"))
+
+
 def test_prime_code_bad_row_raises_naming_row_and_field_or_is_skipped(tmp_path):
     with pytest.raises(BadRowError) as info:
         prepare("prime_code", tmp_path / "strict", manual_dir=MANUAL_BAD)
     message = str(info.value)
     assert "prime_code" in message and "train.parquet" in message
     assert "row 1" in message and "reward_model.ground_truth" in message
+    assert "'inputs' list" in message
     builder = prepare("prime_code", tmp_path / "skip", manual_dir=MANUAL_BAD, skip_bad_rows=True)
     assert builder.skipped_rows == {"train": 1}
     assert len(builder.as_data_source("train")) == 2

@@ -5,25 +5,39 @@ Input: ``<manual_dir>/prime_code/train.parquet`` (or shards ``train-*.parquet``)
 group. Files
 are read with pyarrow in streaming record batches, so a large release never sits in memory.
 
-Row format (verl/PRIME style):
+Row format (verl/PRIME style; the official CodeRL+ data, ``recipe/prepare_data.sh``'s
+``data/train_set.parquet``, is in this form):
 
 * ``prompt``: chat messages ``[{"role", "content"}, ...]`` (a list, or JSON text of one). The
   last user message is the statement; a trailing paragraph starting with
   ``INSTRUCTION_PREFIX`` ("Write Python code to solve the problem...") is cut off and kept in
   ``metadata["instruction"]`` so the prompt renderer does not repeat it. A system message is
-  kept in ``metadata["system_prompt"]``.
+  kept in ``metadata["system_prompt"]``; the messages as given in ``metadata["messages"]``.
 * ``data_source``: origin (apps, taco, codecontests, ...), kept in ``metadata``.
 * ``ability`` (optional): rows whose ability is not ``"code"`` (the release mixes in math) are
   not code problems; they are excluded and counted in ``builder.excluded_rows``.
 * ``reward_model``: ``{"ground_truth": <JSON text>, "style": ...}`` (a struct or JSON text).
-  The ground truth is ``{"inputs": [...], "outputs": [...]}`` for stdin/stdout tests, where an
-  input/output given as a list of lines is joined with newlines; with ``"fn_name"`` the tests
-  are call-based: ``inputs[i]`` is the positional-argument list. APPS/TACO wrap each expected
-  return value in a one-element list (their harness accepts either the value or its first
-  element). Rule used here: when *every* output of a problem is a one-element list, they are
-  unwrapped (``metadata["outputs_unwrapped"] = True``); otherwise outputs are kept as given.
-  A function that really returns one-element lists in every test would be misread by this
-  rule; the flag in metadata makes such cases auditable.
+  Two forms of ground truth (``metadata["row_format"]``):
+
+  - ``"official"``: every expected output is text, and call-based inputs are text. Read by
+    ``TestSpec.from_official``, exactly as the official judge reads the row:
+    ``{"inputs": [stdin text, ...], "outputs": [stdout text, ...]}`` for stdin/stdout tests
+    (an input given as a list of lines is joined with ``\n``); with ``"fn_name": "<name>"``
+    call-based tests whose ``inputs[i]`` holds the arguments as JSON values, one per line,
+    joined with ``\n`` (``"1\n[2, 3]"``), and ``outputs[i]`` the JSON of the return value
+    (``TestSpec.call_arguments == "json_lines"``); ``"fn_name": null`` is a stdin/stdout row
+    the official judge treats specially (``TestSpec.null_fn_name``). Inputs and outputs pair as
+    ``zip`` pairs them; a row the official judge fails on every program (a non-text input of a
+    call-based row, a ``fn_name`` that is no name) is a bad row.
+  - ``"apps"`` (rows released in the APPS/TACO form, where the official judge would fail every
+    program): a call-based row's ``inputs[i]`` is the positional-argument list, or an expected
+    output is a list. Inputs/outputs given as lists of lines are joined with newlines and end
+    with one. APPS/TACO wrap each expected return value in a one-element list (their harness
+    accepts either the value or its first element). Rule used here: when *every* output of a
+    problem is a one-element list, they are unwrapped (``metadata["outputs_unwrapped"] =
+    True``); otherwise outputs are kept as given. A function that really returns one-element
+    lists in every test would be misread by this rule; the flag in metadata makes such cases
+    auditable.
 * ``extra_info`` (optional): kept in ``metadata``.
 """
 
@@ -44,7 +58,7 @@ from coderl_jax.data.builders.base import (
     optional_str,
 )
 from coderl_jax.data.problems import Problem
-from coderl_jax.execution.spec import TestSpec
+from coderl_jax.execution.spec import OfficialRowFails, TestSpec
 
 SOURCE = "prime_code"
 INSTRUCTION_PREFIX = "Write Python code to solve the problem"
@@ -78,9 +92,16 @@ def parse_prime_row(row: dict[str, Any], split: str, index: int) -> Problem | No
     if not isinstance(reward_model, dict) or "ground_truth" not in reward_model:
         raise FieldError("reward_model", "expected a struct with a 'ground_truth' entry")
     truth = json_field(reward_model, "ground_truth")
-    tests, unwrapped = _tests(truth)
+    if _official_form(truth):
+        tests, unwrapped, row_format = _official_tests(truth), False, "official"
+    else:
+        (tests, unwrapped), row_format = _tests(truth), "apps"
 
-    metadata: dict[str, Any] = {"data_source": optional_str(row, "data_source")}
+    metadata: dict[str, Any] = {
+        "data_source": optional_str(row, "data_source"),
+        "row_format": row_format,
+        "messages": messages,
+    }
     if instruction:
         metadata["instruction"] = instruction
     if systems:
@@ -106,6 +127,26 @@ def _split_instruction(text: str) -> tuple[str, str | None]:
     if not match or not text[: match.start()].strip():
         return text.strip(), None
     return text[: match.start()].strip(), match.group(1).strip()
+
+
+def _official_form(truth: Any) -> bool:
+    """Whether a ground truth is in the official rows' form (module docstring)."""
+    if not isinstance(truth, dict) or not isinstance(truth.get("outputs"), list):
+        return True  # not the APPS form either: the official reading names the fault
+    if any(isinstance(output, list) for output in truth["outputs"]):
+        return False
+    call_based = isinstance(truth.get("fn_name"), str)
+    return not (call_based and any(isinstance(x, list) for x in truth.get("inputs") or []))
+
+
+def _official_tests(truth: Any) -> TestSpec:
+    field = "reward_model.ground_truth"
+    try:
+        return TestSpec.from_official(truth)
+    except OfficialRowFails as e:
+        raise FieldError(field, f"the official judge fails every program on this row: {e}") from e
+    except ValueError as e:
+        raise FieldError(field, str(e)) from e
 
 
 def _tests(truth: Any) -> tuple[TestSpec, bool]:
