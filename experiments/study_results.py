@@ -220,15 +220,16 @@ def markdown(study: Study, records, metrics, command: str) -> str:
     finished = {r["run"] for r in records}
     runs = study.runs()
     overrides = " ".join(study.overrides) or "none"
-    sft = " ".join(f"--{k}={v}" for k, v in study.sft_settings.items())
+    sft = ""
+    if SFT_CONTINUE in study.arms:
+        flags = [f"--{k}={v}" for k, v in study.sft_settings.items()] + list(study.sft_overrides)
+        sft = f"sft_continue: `{' '.join(flags)}` (plus `--steps=0` and its own data order). "
     lines = [
         f"# Study: {', '.join(study.arms)} from a shared warm start per seed",
         "",
         f"Base `{study.base_flagfile}`, overrides `{overrides}`; seeds "
         f"{', '.join(map(str, study.seeds))}; {len(finished)} of {len(runs)} runs finished "
-        f"(warm starts included). sft_continue: `{sft}` (plus `--steps=0`, its own data "
-        f"order{', ' + ' '.join(study.sft_overrides) if study.sft_overrides else ''}). "
-        f"Regenerate: `{command}`",
+        f"(warm starts included). {sft}Regenerate: `{command}`",
         "",
         "## Final evaluation: mean ± standard error over seeds (n)",
         "",
