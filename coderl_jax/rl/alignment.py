@@ -50,6 +50,7 @@ from coderl_jax.rl.alignment_task import (
     AlignmentConfig,
     AlignmentTask,
     CodeRollout,
+    code_rollout,
     first_test_input,
 )
 from coderl_jax.rl.program_analysis import cyclomatic_complexity, names_assigned_in_loops
@@ -59,7 +60,7 @@ DEFAULT_CONFIG = AlignmentConfig()
 
 __all__ = [
     "AlignmentConfig", "AlignmentTask", "CodeRollout", "alignment_task_from_program",
-    "failures_to_tasks", "first_test_input", "reference_tasks", "select_candidates",
+    "code_rollout", "failures_to_tasks", "first_test_input", "reference_tasks", "select_candidates",
     "select_variables",
 ]  # fmt: skip
 

@@ -4,7 +4,8 @@ and the settings of making them (CodeRL+ sec. 3).
 * :class:`AlignmentTask`: one task (program, input, asked variables, labels), as the buffer
   stores it and a prompt asks it.
 * :class:`CodeRollout`: what the conversion needs to know about one failed code rollout.
-* :func:`first_test_input`: the input a problem's task is built on.
+* :func:`first_test_input`: the input a problem's task is built on; :func:`code_rollout`:
+  the candidate a scored rollout makes (what the rollout stage hands the conversion).
 * :class:`AlignmentConfig`: the conversion's settings.
 
 The conversion itself is in :mod:`coderl_jax.rl.alignment` (this project's rules) and
@@ -171,6 +172,43 @@ def first_test_input(spec: TestSpec) -> tuple[str, str, tuple[str, str] | None]:
     if spec.call_arguments == "json_list":
         return "call", "\n".join(json.dumps(arg) for arg in arguments), (spec.fn_name, text)
     return "call", text, (spec.fn_name, json.dumps(arguments))
+
+
+def code_rollout(
+    problem_id: str,
+    tests: TestSpec,
+    completion: str,
+    program: str | None,
+    reward: float,
+    verdict: Any,
+    semantics: str = "improved",
+) -> CodeRollout | None:
+    """The conversion candidate of one scored code-generation rollout, or None.
+
+    Improved: a failed rollout whose program was judged (``verdict`` holds its tests).
+    Official: every rollout whose reward is not above 0, judged or not (the official
+    conversion extracts its own program from ``completion`` and re-runs it; the judge's run
+    plays no part). ``program`` is what the reward judged (None: none found)."""
+    if reward > 0:
+        return None
+    judged = verdict is not None and bool(verdict.tests)
+    if semantics != "official" and not judged:
+        return None
+    kind, stdin, call = first_test_input(tests)
+    first = verdict.tests[0] if judged else None
+    got = first.got if first is not None else None
+    return CodeRollout(
+        problem_id=problem_id,
+        program=program or "",
+        reward=float(reward),
+        input_kind=kind,
+        stdin=stdin,
+        call=call,
+        first_status=first.status if first is not None else "not_run",
+        first_stdout=got if isinstance(got, str) else "",
+        first_return=got if kind == "call" else None,
+        completion=completion,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,13 +16,14 @@ import pathlib
 
 import pytest
 
-from coderl_jax.execution import shared_pool
+from coderl_jax.execution import TestSpec, shared_pool
 from coderl_jax.execution.extract import extract_task_code
 from coderl_jax.rl.alignment import (
     AlignmentConfig,
     AlignmentTask,
     CodeRollout,
     alignment_task_from_program,
+    code_rollout,
     failures_to_tasks,
     select_candidates,
 )
@@ -248,3 +249,18 @@ def test_official_selection_and_max_variables():
     got = alignment_task_from_program("a = 1\nb = 2\nc = 3\nprint(c)", "", "official", 2)
     assert got == ("3", {"b": 2, "c": 3})
     assert alignment_task_from_program("   ", "", "official") is None
+
+
+def test_code_rollout_hands_every_failed_rollout_to_the_official_conversion():
+    """The rollout stage's candidates: improved needs the judged tests; official takes every
+    rollout with reward <= 0, so code the reward found nothing in still becomes a task."""
+    tests = TestSpec("stdio", ("2\n",), ("4\n",))
+    completion = "```python\nn = int(input())\nprint(n + 1)\n```\n</think>Done."
+    assert code_rollout("p", tests, completion, None, 0.0, None) is None
+    candidate = code_rollout("p", tests, completion, None, 0.0, None, semantics="official")
+    assert candidate.first_status == "not_run" and candidate.stdin == "2\n"
+    assert code_rollout("p", tests, completion, None, 1.0, None, semantics="official") is None
+    selected, _ = select_candidates([candidate], semantics="official")
+    config = AlignmentConfig(semantics="official")
+    (task,) = failures_to_tasks(selected, shared_pool().run_batch, step=4, config=config)[0]
+    assert (task.expected_output, task.labels, task.step) == ("3", {"n": 2}, 4)
