@@ -72,8 +72,8 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """The run as a whole: where it writes, how long, and its cadences."""
 
-    # Checkpoints, metrics, samples; a run started again on it resumes it. run.py's default
-    # with a --flagfile: runs/<the flagfile's name>.
+    # Checkpoints, metrics, samples; a run started again on it resumes it. run.py without
+    # --workdir: runs/<name> for --flagfile=<dir>/<name>.flags, else this default.
     workdir: str = "runs/default"
     steps: int = 100  # RL steps
     seed: int = 0  # PRNG seed of sampling and initialisation (and data order, by default)

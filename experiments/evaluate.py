@@ -71,6 +71,7 @@ F.DEFINE_float("exec_timeout_s", 5.0, "Sandbox wall-clock limit per test.")
 F.DEFINE_integer("num_sandbox_workers", None, "Sandbox worker processes (default: CPU count).")
 FLAGS = F.FLAGS
 EVALUATE_FLAGS = frozenset(FLAGS) - _OTHER_FLAGS  # recorded in results.json
+F.declare_key_flag("verbosity")  # absl's: -1 (default here) warnings, 0 info, 1 debug
 
 
 def _is_run_workdir(path: str) -> bool:

@@ -19,6 +19,7 @@ flags.DEFINE_string("out_dir", None, "Directory to write the HF checkpoint to.",
 flags.DEFINE_enum(
     "dtype", None, ["float32", "bfloat16"], "Saved weight dtype (default: the model's)."
 )
+flags.declare_key_flag("verbosity")  # absl's: -1 (default here) warnings, 0 info, 1 debug
 FLAGS = flags.FLAGS
 
 

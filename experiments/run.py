@@ -32,6 +32,7 @@ from coderl_jax.settings import ConfigError
 
 config_flags.define_config_flags()
 flags.adopt_module_key_flags(config_flags)  # --help lists them
+flags.declare_key_flag("verbosity")  # absl's: -1 (default here) warnings, 0 info, 1 debug
 flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize (multi-host; env from SLURM/TPU)."
 )

@@ -24,6 +24,7 @@ from coderl_jax.rl.rollout import RolloutConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(REPO, "experiments", "run.py")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
 
 SERVER = textwrap.dedent(f"""
     import json, os, runpy, sys, traceback
@@ -65,6 +66,7 @@ def run_py(tmp_path_factory):
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        env=ENV,
     )
     assert server.stdout.readline().strip() == "ready"
     outputs = tmp_path_factory.mktemp("outputs")
@@ -212,6 +214,7 @@ def test_an_error_from_a_fresh_python_is_one_line_without_the_usage_text(tmp_pat
         capture_output=True,
         text=True,
         cwd=REPO,
+        env=ENV,
         timeout=300,
     )
     line = "error: --alpha=1.5: mixture alpha must lie in [0, 1], got 1.5\n"

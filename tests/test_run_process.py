@@ -42,6 +42,7 @@ def run_py(cache, workdir, jax_cache, kill_at: str | None = None) -> subprocess.
     argv = [*run_flags(cache, str(workdir), steps=STEPS), "--entropy_coef=0.01"]
     env = dict(
         os.environ,
+        PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),  # this checkout
         JAX_COMPILATION_CACHE_DIR=jax_cache,
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
