@@ -6,9 +6,10 @@ r"""Runs a study (arms x seeds from one shared warm start per seed), then tabula
 
 Arms (default all four): sft_continue (the warm start continued with supervised training
 for the RL phase's updates and sequences, same data mix), grpo (α=1), coderl_plus
-(α=--coderl_plus_alpha, by default the base's), alignment_only (α=0); alpha_<A> adds an α ablation. The runs, their
-flags and the SFT-continue protocol: experiments/study_plan.py; the statistics (mean ±
-standard error per arm, paired differences with 95% t intervals): experiments/study_results.py.
+(α=--coderl_plus_alpha, by default the base's), alignment_only (α=0); alpha_<A> adds an
+α ablation. The runs, their flags and the SFT-continue protocol: experiments/study_plan.py;
+the statistics (mean ± standard error per arm, paired differences with 95% t intervals):
+experiments/study_results.py.
 
 Launchers: ``print`` writes the run.py commands (warm starts first); ``local`` runs them
 here, up to --parallel at a time (each arm once its seed's warm start is done; the very
