@@ -30,14 +30,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 
 import study_plan  # experiments/ (this script's directory is on sys.path)
 import study_results
 from absl import app, flags
 from study_plan import Study, StudyRun
-
-from coderl_jax.metrics import format_duration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Relative to the working directory (paths in the flags are too): "experiments/run.py" when
@@ -131,60 +128,6 @@ def command(run: StudyRun, run_flags: list[str], python: str, after: str | None 
     ]
 
 
-def run_locally(pending: list[StudyRun], run_flags, parallel: int, alone_first: bool):
-    """Runs ``pending`` as subprocesses, up to ``parallel`` at a time, an arm once its
-    seed's warm start succeeded; returns the names of the runs that failed or were
-    skipped because their warm start failed."""
-    waiting, running, failed, done = list(pending), {}, [], 0
-    start = time.monotonic()
-    try:
-        while waiting or running:
-            for run in list(waiting):
-                if len(running) >= parallel or (alone_first and running and not done):
-                    break
-                depends = run.warm_start.name if run.arm else None
-                if depends in failed:
-                    waiting.remove(run)
-                    failed.append(run.name)
-                    print(f"{run.name}: skipped, its warm start failed", flush=True)
-                elif depends is None or run.warm_start.is_finished():
-                    waiting.remove(run)
-                    resumed = os.path.exists(os.path.join(run.workdir, "checkpoints"))
-                    os.makedirs(run.workdir, exist_ok=True)
-                    log = open(os.path.join(run.workdir, "launch.log"), "a", encoding="utf-8")
-                    cmd = command(run, run_flags[run.name], FLAGS.python)
-                    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                    running[run.name] = (run, process, log, time.monotonic())
-                    how = "resuming" if resumed else "running"
-                    print(f"{run.name}: {how} (log {log.name})", flush=True)
-            time.sleep(0.5)
-            for name, (run, process, log, began) in list(running.items()):
-                if process.poll() is None:
-                    continue
-                log.close()
-                del running[name]
-                done += 1
-                ok = process.returncode == 0 and run.is_finished()
-                if not ok:
-                    failed.append(name)
-                elapsed = time.monotonic() - start
-                left = len(waiting) + len(running)
-                eta = elapsed / done * left  # at the rate runs have finished so far
-                status = "done" if ok else f"FAILED (exit {process.returncode}, see {log.name})"
-                print(
-                    f"[{done}/{len(pending)}] {name}: {status} in "
-                    f"{format_duration(time.monotonic() - began)}; elapsed "
-                    f"{format_duration(elapsed)}, ETA {format_duration(eta)}",
-                    flush=True,
-                )
-    finally:
-        for _, process, log, _ in running.values():  # interrupted: stop our own children
-            process.terminate()
-            process.wait()
-            log.close()
-    return failed
-
-
 def submit_slurm(pending: list[StudyRun], run_flags) -> None:
     if pending and shutil.which("sbatch") is None:
         raise app.UsageError("--launcher=slurm: no sbatch on PATH (run on a login node)")
@@ -236,7 +179,8 @@ def main(argv: list[str]) -> None:
             submit_slurm(pending, run_flags)
             return
         alone_first = not any(r.is_finished() for r in runs)
-        failed = run_locally(pending, run_flags, FLAGS.parallel, alone_first)
+        commands = {r.name: command(r, run_flags[r.name], FLAGS.python) for r in pending}
+        failed = study_plan.run_locally(pending, commands, FLAGS.parallel, alone_first)
         if failed:
             print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
     paths = study_results.write_results(

@@ -44,6 +44,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import time
 from collections.abc import Sequence
 
 SFT_CONTINUE = "sft_continue"
@@ -214,6 +216,68 @@ def run_flags(
         flags += [f"--{name}={value}" for name, value in sft_settings.items()]
         flags += [f"--warm_start_data_seed={SFT_DATA_SEED_OFFSET + s}", *sft_overrides]
     return [*flags, f"--workdir={run.workdir}"]
+
+
+def run_locally(
+    pending: Sequence[StudyRun],
+    commands: dict[str, list[str]],
+    parallel: int = 1,
+    alone_first: bool = False,
+) -> list[str]:
+    """Runs each of ``pending`` as a subprocess (``commands[run.name]``, output appended to
+    ``<workdir>/launch.log``), up to ``parallel`` at a time and an arm only once its seed's
+    warm start is finished; with ``alone_first``, nothing else starts before the first run
+    has ended (it builds the caches the others share). Returns the names of the runs that
+    failed, or were skipped because their warm start failed."""
+    from coderl_jax.metrics import format_duration
+
+    waiting, running, failed, done = list(pending), {}, [], 0
+    start = time.monotonic()
+    try:
+        while waiting or running:
+            for run in list(waiting):
+                if len(running) >= parallel or (alone_first and running and not done):
+                    break
+                if run.arm is not None and run.warm_start.name in failed:
+                    waiting.remove(run)
+                    failed.append(run.name)
+                    print(f"{run.name}: skipped, its warm start failed", flush=True)
+                elif run.arm is None or run.warm_start.is_finished():
+                    waiting.remove(run)
+                    resumed = os.path.exists(os.path.join(run.workdir, "checkpoints"))
+                    os.makedirs(run.workdir, exist_ok=True)
+                    log = open(os.path.join(run.workdir, "launch.log"), "a", encoding="utf-8")
+                    process = subprocess.Popen(
+                        commands[run.name], stdout=log, stderr=subprocess.STDOUT
+                    )
+                    running[run.name] = (run, process, log, time.monotonic())
+                    how = "resuming" if resumed else "running"
+                    print(f"{run.name}: {how} (log {log.name})", flush=True)
+            time.sleep(0.2)
+            for name, (run, process, log, began) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log.close()
+                del running[name]
+                done += 1
+                ok = process.returncode == 0 and run.is_finished()
+                if not ok:
+                    failed.append(name)
+                elapsed = time.monotonic() - start
+                eta = elapsed / done * (len(waiting) + len(running))  # at the rate so far
+                status = "done" if ok else f"FAILED (exit {process.returncode}, see {log.name})"
+                print(
+                    f"[{done}/{len(pending)}] {name}: {status} in "
+                    f"{format_duration(time.monotonic() - began)}; elapsed "
+                    f"{format_duration(elapsed)}, ETA {format_duration(eta)}",
+                    flush=True,
+                )
+    finally:
+        for _, process, log, _ in running.values():  # interrupted: stop our own children
+            process.terminate()
+            process.wait()
+            log.close()
+    return failed
 
 
 # --- The study's definition, kept in its directory -----------------------------------------

@@ -126,6 +126,39 @@ def test_study_file_merges_seeds_and_arms_and_refuses_another_base(tmp_path):
         loaded.merged(study_plan.Study(str(tmp_path), "b.flags", (), (), 0.6, ("grpo",), (0,), {}))
 
 
+def fake_command(run: study_plan.StudyRun, fail: bool = False) -> list[str]:
+    """A stand-in for run.py: logs its start and end times, then finishes (or fails)."""
+    script = (
+        "import os, sys, time; d = sys.argv[1]; t = time.time(); time.sleep(0.4); "
+        "open(os.path.join(d, 'times'), 'w').write(f'{t} {time.time()}'); "
+        "sys.exit(1) if sys.argv[2] == '1' else open(os.path.join(d, 'summary.md'), 'w')"
+    )
+    return [sys.executable, "-c", script, run.workdir, "1" if fail else "0"]
+
+
+def test_local_launcher_order_parallelism_and_failures(tmp_path, capsys):
+    arms = study_plan.parse_arms(["grpo", "coderl_plus"])
+    runs = study_plan.plan(arms, [0, 1, 2], str(tmp_path))
+    by_name = {r.name: r for r in runs}
+    commands = {r.name: fake_command(r, fail=r.name == "warm_start_seed_2") for r in runs}
+    failed = study_plan.run_locally(runs, commands, parallel=2, alone_first=True)
+    assert failed == ["warm_start_seed_2", "grpo_seed_2", "coderl_plus_seed_2"]
+    assert "grpo_seed_2: skipped, its warm start failed" in capsys.readouterr().out
+
+    def times(name):
+        return [float(t) for t in open(os.path.join(by_name[name].workdir, "times")).read().split()]
+
+    first_end = times("warm_start_seed_0")[1]
+    others = [r.name for r in runs if r.name != "warm_start_seed_0" and "seed_2" not in r.name]
+    assert all(times(name)[0] >= first_end for name in others)  # the first ran alone
+    for seed in (0, 1):  # arms after their warm start
+        assert times(f"grpo_seed_{seed}")[0] >= times(f"warm_start_seed_{seed}")[1]
+    spans = [times(name) for name in others]
+    overlaps = [sum(a[0] < t < a[1] for a in spans) for t, _ in spans]
+    assert max(overlaps) == 1  # two at a time, never three
+    assert not os.path.exists(by_name["grpo_seed_2"].workdir)
+
+
 def study_cli(*args: str, timeout: float = 120) -> str:
     # The runs need no sharding: one CPU device (not conftest's 8) compiles faster.
     xla_flags = " ".join(
