@@ -11,7 +11,9 @@
    (`coderl_jax.rl.rollout`); with DAPO dynamic sampling, more rounds until enough groups
    carry signal (`coderl_jax.rl.dapo`);
 4. **pack** the `TrainBatch`: rows grouped by length (when micro-batches are cut to length),
-   placed on the mesh, behaviour log-probs when a batch makes several updates;
+   placed on the mesh, behaviour log-probs when a batch makes several updates; the
+   sampler's log-probs checked against the trainer's on one micro-batch
+   (``train/logprob_diff_max``);
 5. **update**: the jitted train step, dispatched asynchronously;
 6. **failures to tasks**, while the update runs: this step's failed programs are traced and
    become alignment tasks for later steps (`coderl_jax.rl.alignment`);
@@ -47,9 +49,9 @@ from coderl_jax.rl.rollout import (
     code_prompt,
     prompt_token_count,
 )
-from coderl_jax.train.metrics import MetricsOneStepLate
+from coderl_jax.train.metrics import MetricsOneStepLate, logprob_diff_max
 from coderl_jax.train.state import TrainState
-from coderl_jax.train.step import make_logprobs_fn, make_train_step
+from coderl_jax.train.step import make_logprobs_fn, make_train_step, micro_batch_rows
 
 if TYPE_CHECKING:
     from coderl_jax.config import Config
@@ -101,7 +103,7 @@ class RLStep:
         self.iterator, self.alignment_source = iterator, alignment_source
         self.base_key = jax.random.key(config.run.seed)
         self.train_step = make_train_step(learner.model_config, config.train, learner.mesh)
-        score = make_logprobs_fn(learner.model_config, config.train, learner.mesh)
+        self.score = score = make_logprobs_fn(learner.model_config, config.train, learner.mesh)
         self.behaviour_score = score if config.train.updates_per_batch > 1 else None
         self.runner = RolloutRunner(
             config.rollout, learner.tokenizer, learner.sampler, pool.check_batch, score,
@@ -116,12 +118,12 @@ class RLStep:
         key = jax.random.fold_in(self.base_key, step)
         mixed = self.draw(rng)
         rollouts = self.rollouts(state.params, self.prompts(mixed), key, rng)
-        batch = self.pack(state.params, rollouts.batch)
+        batch, checks = self.pack(state.params, rollouts.batch)
         update_start = time.perf_counter()
         state, device_metrics = self.train_step(state, batch)  # asynchronous
         conversion = self.failures_to_tasks(rollouts, step)
         convert_seconds = time.perf_counter() - update_start
-        previous = self.late.push(device_metrics)  # waits for step - 1's update only
+        previous = self.late.push({**device_metrics, **checks})  # waits for step - 1's only
         metrics = self.host_metrics(mixed, rollouts, conversion, step)
         metrics["time/convert"] = convert_seconds
         metrics["time/update_wait"] = time.perf_counter() - update_start - convert_seconds
@@ -181,15 +183,36 @@ class RLStep:
         return dataclasses.replace(rollouts, batch=batch, metrics=metrics)
 
     # ------------------------------------------------------------------ 4: pack
-    def pack(self, params, batch: TrainBatch) -> TrainBatch:
-        """The host batch as the train step takes it, on the mesh."""
-        train = self.config.train
+    def pack(self, params, batch: TrainBatch) -> tuple[TrainBatch, dict[str, jax.Array]]:
+        """The host batch as the train step takes it, on the mesh, and
+        ``train/logprob_diff_max``: max |sampler - trainer| log-prob over the loss tokens of
+        one micro-batch (the last of the first mini-batch: the longest rows when grouped by
+        length), a device scalar fetched with the update's metrics. The loss never compares
+        the two (one update: the ratio is against the trainer's own log-probs; several: the
+        behaviour log-probs replace the sampler's), so a mismatch shows only here."""
+        train, mesh = self.config.train, self.learner.mesh
         if train.micro_batch_width_multiple:  # short rows share micro-batches
             batch = group_rows_by_length(batch, train.num_mini_batches, train.num_micro_batches)
-        batch = device_put_batch(batch, self.learner.mesh)
+        host, batch = batch, device_put_batch(batch, mesh)
+        if host.old_logprobs is None:  # no sampler log-probs to check
+            return batch, {}
+        rows = micro_batch_rows(
+            len(host.tokens), train.num_mini_batches, train.num_micro_batches,
+            mini=0, micro=train.num_micro_batches - 1,
+        )  # fmt: skip
         if self.behaviour_score is not None:  # several updates: ratios against this policy
-            batch = batch.replace(old_logprobs=self.behaviour_score(params, batch.sequences))
-        return batch
+            behaviour = self.behaviour_score(params, batch.sequences)
+            checked_mask = np.zeros(np.shape(host.loss_mask), np.float32)
+            checked_mask[rows] = np.asarray(host.loss_mask)[rows]
+            diff = logprob_diff_max(
+                batch.old_logprobs, behaviour, device_put_batch(checked_mask, mesh)
+            )
+            batch = batch.replace(old_logprobs=behaviour)
+        else:  # one update: the trainer's log-probs of that micro-batch alone
+            micro = device_put_batch(jax.tree.map(lambda x: np.asarray(x)[rows], host), mesh)
+            trainer = self.score(params, micro.sequences)
+            diff = logprob_diff_max(micro.old_logprobs, trainer, micro.loss_mask)
+        return batch, {"train/logprob_diff_max": diff}
 
     # ------------------------------------------------------------------ 6: failures -> tasks
     def failures_to_tasks(self, rollouts: Rollouts, step: int) -> dict[str, float]:

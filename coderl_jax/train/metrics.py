@@ -1,4 +1,5 @@
-"""Per-kind rollout statistics (on device) and the host-side NaN/Inf check.
+"""Per-kind rollout statistics and the sampler/trainer log-prob check (on device), and the
+host-side NaN/Inf check.
 
 NaN policy: the train step reports ``train/nonfinite`` (1.0 when any update's loss or
 gradient norm was NaN/Inf) and ``train/step``. `check_finite` raises `FloatingPointError`
@@ -53,6 +54,25 @@ def rollout_metrics(batch: TrainBatch) -> dict[str, jax.Array]:
         )
         metrics[f"rollout/{prefix}/response_length"] = masked_mean(response_lengths, selected)
     return metrics
+
+
+@jax.jit
+def logprob_diff_max(
+    sampler_logprobs_BxT: jax.Array, trainer_logprobs_BxT: jax.Array, loss_mask_BxT: jax.Array
+) -> jax.Array:
+    """``max |sampler - trainer|`` log-prob over the loss tokens (0 when there are none).
+
+    The sampler's log-probs are those it drew each token with; the trainer's are the train
+    path's (`coderl_jax.train.step.make_logprobs_fn`) under the same parameters. Both
+    compute ``log softmax(logits / T)`` in float32, so they differ by rounding only: a few
+    float32 ulps at the scale of the largest logit (``tests/train/test_logprob_check.py``
+    bounds it). A larger value means the update is not on-policy: a temperature,
+    top-k/top-p, precision or layout mismatch between the two.
+    """
+    diff = jnp.abs(
+        jnp.asarray(sampler_logprobs_BxT, jnp.float32) - jnp.asarray(trainer_logprobs_BxT)
+    )
+    return jnp.max(jnp.where(jnp.asarray(loss_mask_BxT) > 0, diff, 0.0), initial=0.0)
 
 
 def check_finite(host_metrics: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -63,6 +64,16 @@ def split_rows(batch: Any, num_splits: int, mesh: Mesh | None = None) -> Any:
         return y
 
     return jax.tree.map(split, batch)
+
+
+def micro_batch_rows(
+    rows: int, num_mini_batches: int, num_micro_batches: int, mini: int, micro: int
+) -> np.ndarray:
+    """Indices of the rows (of ``rows``) that form micro-batch ``micro`` of mini-batch
+    ``mini``, as `split_rows` splits a batch twice (host-side; every process's share of
+    rows is a whole number of ``num_mini_batches * num_micro_batches`` blocks, so the same
+    indices select this process's share of that micro-batch from its local rows)."""
+    return np.arange(rows)[mini::num_mini_batches][micro::num_micro_batches]
 
 
 def micro_batch_widths(config: TrainConfig, batch: TrainBatch) -> tuple[int, ...]:
