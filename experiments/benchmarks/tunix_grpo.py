@@ -191,9 +191,10 @@ def cross_check(
     terms; a gradient entry sums B x T products of such terms. Rounding each sum in another
     order moves it by ~ sqrt(n) u relative (u = 2^-24 = 6e-8; n up to 1e4 here: 6e-6), so
     `LOSS_TOLERANCE` (1e-5 relative) and `GRADIENT_TOLERANCE` (1e-4 of a leaf's largest
-    entry, for entries that cancel) bound rounding; a wrong term (a missing clip, another
-    KL estimator, an off-by-one position, padding leaking into attention) moves them by
-    1e-3 or more.
+    entry, for entries that cancel) bound rounding (measured on tiny, 5m and 100m: 3e-7 and
+    4e-6 at most). A wrong setting on one side fails it: Tunix with clip-higher 0.28, dual
+    clip 2.5, temperature 0.75 or the k1 KL estimator instead of ours moves the loss by 2e-2
+    to 0.27 relative and the gradient leaves by 8e-2 to 0.31.
 
     Returns:
       the compared numbers: loss terms and their differences, per-leaf differences, and
