@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import jax
@@ -158,18 +159,32 @@ def _check_data(config: Config) -> None:
     if data.manual_dir:
         manual = _path(data.manual_dir)
         require(os.path.isdir(manual), "data.manual_dir", f"{manual} does not exist")
-    needed = [(data.dataset, "data.dataset", "the training dataset")]
-    for name in config.eval.benchmarks:
-        sources = BENCHMARKS[name].sources
-        if all(source in MANUAL_FILES for source in sources):  # none ships with a package
-            needed += [(s, "eval.benchmarks", f"benchmark {name}") for s in sources]
-    for dataset, field, why in needed:
-        missing = _missing_manual_files(dataset, data_dir, data.manual_dir)
-        require(missing is None, field, f"{why} needs {missing}")
+    missing = _missing_manual_files(data.dataset, data_dir, data.manual_dir)
+    require(missing is None, "data.dataset", f"the training dataset needs {missing}")
+    problems = missing_benchmark_data(config.eval.benchmarks, data_dir, data.manual_dir)
+    require(not problems, "eval.benchmarks", "; ".join(problems))
     for path in config.alignment.pool_files:
         require(
             os.path.isfile(_path(path)), "alignment.pool_files", f"{_path(path)} does not exist"
         )
+
+
+def missing_benchmark_data(
+    benchmarks: Sequence[str], data_dir: str, manual_dir: str | None
+) -> list[str]:
+    """What the named benchmarks lack to load: one sentence per benchmark whose every source
+    is a manual dataset that is neither built in ``data_dir`` nor has its files in
+    ``manual_dir`` (a benchmark with another source loads without it and says so)."""
+    problems = []
+    for name in benchmarks:
+        sources = BENCHMARKS[name].sources
+        if not all(source in MANUAL_FILES for source in sources):
+            continue
+        for source in sources:
+            missing = _missing_manual_files(source, _path(data_dir), manual_dir)
+            if missing:
+                problems.append(f"benchmark {name} needs {missing}")
+    return problems
 
 
 def _missing_manual_files(dataset: str, data_dir: str, manual_dir: str | None) -> str | None:

@@ -220,6 +220,7 @@ def main(argv: list[str]) -> None:
     from coderl_jax.data.builders import ManualDataMissingError
     from coderl_jax.evals import NoReferenceError, check_names, evaluate, load_benchmark
     from coderl_jax.execution import SandboxPool
+    from coderl_jax.preflight import missing_benchmark_data
 
     try:
         check_names(FLAGS.benchmarks)
@@ -228,6 +229,9 @@ def main(argv: list[str]) -> None:
     checkpoint = os.path.expanduser(FLAGS.checkpoint) if FLAGS.checkpoint else None
     run_config = _run_config(checkpoint) if checkpoint else None
     data = _data_options(run_config)
+    missing = missing_benchmark_data(FLAGS.benchmarks, data.data_dir, data.manual_dir)
+    if missing:  # before the sandbox starts or any dataset builds
+        script_setup.fail(f"--benchmarks={','.join(FLAGS.benchmarks)}: {'; '.join(missing)}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     results: dict[str, dict] = {}
     with SandboxPool(num_workers=FLAGS.num_sandbox_workers) as pool:
