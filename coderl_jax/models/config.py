@@ -20,8 +20,9 @@ SUPPORTED_ROPE_TYPES = ("default", "llama3")
 DTYPES = ("float32", "bfloat16", "float16")
 # No-cache attention: "xla" einsum with an explicit mask (any padding, any backend);
 # "cudnn" fused flash attention (GPU; rows must be left-aligned, see transformer.py);
-# "xla_fused" the fused path's contract computed by jax's XLA reference (CPU tests).
-ATTENTION_IMPLS = ("xla", "cudnn", "xla_fused")
+# "xla_fused" the fused path's contract computed by jax's XLA reference (CPU tests);
+# "xla_blocked" the fused contract by the flash recurrence in XLA (cuDNN's memory, any device).
+ATTENTION_IMPLS = ("xla", "cudnn", "xla_fused", "xla_blocked")
 # cuDNN flash attention: bf16/fp16 operands, head dim a multiple of 8 and <= 256 on Hopper
 # and later (<= 128 before); checked again by jax when the kernel is built.
 CUDNN_DTYPES = ("bfloat16", "float16")

@@ -15,7 +15,9 @@ relied on: padding rows of the inputs and the output are zeroed by selection, wh
 few elementwise passes over [B, T, H, Dh] and makes NaN or garbage there harmless.
 
 ``"xla_fused"`` runs the same call on jax's XLA reference implementation: same semantics,
-no memory saving; it lets the CPU tests cover this path.
+no memory saving; it lets the CPU tests cover this path. ``"xla_blocked"`` computes it by
+the flash recurrence in plain XLA (`coderl_jax.models.flash_attention`): cuDNN's memory on
+any backend (the memory plan's CPU stand-in for cuDNN), at plain-XLA speed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-_IMPLEMENTATIONS = {"cudnn": "cudnn", "xla_fused": "xla"}
+from coderl_jax.models.flash_attention import blocked_causal_attention
+
+_IMPLEMENTATIONS = {"cudnn": "cudnn", "xla_fused": "xla", "xla_blocked": None}
 
 
 def fused_causal_attention(
@@ -39,7 +43,8 @@ def fused_causal_attention(
     after them (S = T). Query ``t`` attends to keys ``s <= t`` with ``s < lengths_B[b]``;
     padding queries return 0 (their gradient is 0). Heads are grouped as in the einsum path
     (query head ``kv * Q + j`` uses kv head ``kv``). ``attention_impl`` "cudnn" runs cuDNN's
-    flash attention (bf16/fp16 only); "xla_fused" runs jax's XLA reference.
+    flash attention (bf16/fp16 only); "xla_fused" runs jax's XLA reference; "xla_blocked"
+    the flash recurrence in XLA.
 
     Returns [B, T, H, Dh] in the dtype of ``q_BTHD``.
     """
@@ -57,6 +62,11 @@ def fused_causal_attention(
         # reach the projections' weight gradients, and no padding output is read.
         return jnp.where(valid_BT11, x, jnp.zeros((), x.dtype))
 
+    if implementation is None:
+        out_BTHD = blocked_causal_attention(
+            real_only(q_BTHD), real_only(k_BSKD), real_only(v_BSKD), lengths_B
+        )
+        return real_only(out_BTHD)
     out_BTHD = jax.nn.dot_product_attention(
         real_only(q_BTHD),
         real_only(k_BSKD),

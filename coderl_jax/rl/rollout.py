@@ -9,8 +9,9 @@ fixed-shape `TrainBatch` whose rows are left-aligned (`coderl_jax.rl.batch.left_
 
 Overlap of generation and execution, two ways:
 
-* Continuous decoder (`Sampler.decodes_continuously`): one sampler call for all prompts;
-  each batch of samples that finishes is handed over between decode segments and scored
+* Continuous decoder (`Sampler.decodes_continuously`; any mesh, any number of processes,
+  each process scoring its own rows): one sampler call for all prompts; each batch of
+  samples that finishes is handed over between decode segments and scored
   (decoded, executed in the sandbox pool, rewarded) on a background thread while the
   device decodes the rest. Only the scoring of the last samples to finish, beside the
   reference forward, is not overlapped.

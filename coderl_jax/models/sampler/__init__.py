@@ -5,18 +5,26 @@ prompt n // G). Each prompt is prefilled once and its KV cache shared by its sam
 
 KV memory (compute dtype; per token 2 * L * K * Dh values):
 
-* continuous: a pool of ``P * ceil(bucket / page_size) + num_pages + 1`` pages of
-  ``page_size`` tokens (prompt pages, pages for generated tokens -- by default
-  ``num_slots * ceil((max_new_tokens - 1) / page_size)`` -- and one scratch page). In use:
-  the prompt pages plus, per decoding slot, ceil((length + segment_steps - 1) / page_size)
-  pages, so memory follows the tokens actually generated; ``num_pages`` below the worst
-  case makes the scheduler preempt and retry the youngest slots instead of failing.
-* static: ``P * bucket + N * (max_new_tokens - 1)`` tokens, whatever the lengths.
+* continuous, per batch shard (one device per data x fsdp position of the mesh; the whole
+  call without one): a pool of ``P_s * ceil(bucket / page_size) + num_pages + 1`` pages of
+  ``page_size`` tokens (the pages of the P_s prompts of the shard's rows, pages for
+  generated tokens -- by default ``num_slots * ceil((max_new_tokens - 1) / page_size)`` --
+  and one scratch page). In use: the prompt pages plus, per decoding slot,
+  ceil((length + segment_steps - 1) / page_size) pages, so memory follows the tokens
+  actually generated; ``num_pages`` below the worst case makes the scheduler preempt and
+  retry the youngest slots instead of failing.
+* static: ``P * bucket + N * (max_new_tokens - 1)`` tokens, whatever the lengths (split
+  over the batch shards with the rows).
+
+Mesh and processes: a call's rows are split into equal contiguous blocks over the batch
+shards, as the train batch is. The continuous decoder gives each shard its own slots,
+page pool and queue (`paged_kv` runs the attention per shard under `jax.shard_map`); each
+process schedules its own shards, and all processes run the same number of segments.
 
 Determinism: the uniform that draws token t of sample n comes from (key, n, t), so a fixed
-key gives the same samples whatever the slots, pages, chunks or mesh (up to floating-point
-rounding of the logits, which differs between layouts), and a preempted sample redraws
-the same tokens.
+key gives the same samples whatever the slots, pages, chunks, mesh or processes (n is the
+row's global index; up to floating-point rounding of the logits, which differs between
+layouts), and a preempted sample redraws the same tokens.
 
 Files, in the order of the data path:
 

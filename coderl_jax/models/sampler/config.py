@@ -39,14 +39,15 @@ class SamplingConfig:
     # finish (`continuous.py`); "static": all P * G rows decode together until the last one
     # ends, each with a dense cache of max_new_tokens columns (`static.py`).
     decoder: Decoder = "continuous"
-    # Continuous decoder only. Decode slots (rows computed per step); 0 = P * G (all
-    # samples at once, refilling nothing).
+    # Continuous decoder only. Decode slots (rows computed per step) of each batch shard
+    # (each device on the mesh's data x fsdp axes; the whole call without a mesh); 0 = all
+    # of the shard's samples at once, refilling nothing.
     num_slots: int = 0
     # Tokens per KV page. Attention reads whole pages, so a row's cost is its length
     # rounded up to a page.
     page_size: int = 16
-    # Pages for generated tokens shared by all slots (the KV budget beyond the prompts);
-    # 0 = enough for every slot to reach max_new_tokens (nothing is ever preempted).
+    # Pages for generated tokens shared by a batch shard's slots (its KV budget beyond its
+    # prompts); 0 = enough for every slot to reach max_new_tokens (nothing is preempted).
     num_pages: int = 0
     # Decode steps per device call; between calls the host refills slots, allocates pages
     # and hands finished samples to ``on_finished``.

@@ -16,6 +16,11 @@ from the prefill), the last token (fed next), its length limit, and its generate
 
 The loop ends after ``segment_steps`` steps or when every slot is idle; the host then reads
 the new tokens, frees the finished slots' pages and refills them (`scheduler.py`).
+
+On a mesh the slots are split into equal blocks over the batch axes, one per batch shard,
+and each block reads and writes only its shard's page pool (`paged_kv` module docstring):
+page ids and ``prompt`` are local to the shard, ``sample`` is the global row. The loop
+runs while any slot of any shard is active, so every device runs the same steps.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
@@ -36,8 +42,9 @@ from coderl_jax.models.sampler.sampling import is_stop, sample_tokens, sample_un
 class SlotState:
     """Per-slot decode state (S slots; J = pages one sample can fill)."""
 
-    sample: jax.Array  # [S] int32: row n of the call (its randomness and its prompt n // G)
-    prompt: jax.Array  # [S] int32
+    sample: jax.Array  # [S] int32: global row n of the call (its randomness)
+    prompt: jax.Array  # [S] int32: its prompt's place among the shard's prompts
+    prompt_length: jax.Array  # [S] int32: real tokens of that prompt
     length: jax.Array  # [S] int32: tokens generated so far
     token: jax.Array  # [S] int32: last generated token
     limit: jax.Array  # [S] int32: the sample's length limit
@@ -53,16 +60,19 @@ def decode_segment(
     layout: PoolLayout,
     cache: PagedKVCache,
     slots: SlotState,
-    prompt_lengths_P: jax.Array,
     key: jax.Array,
+    mesh: Mesh | None = None,
 ):
     """Runs up to ``config.segment_steps`` steps (pure; jit it, donating the cache).
+
+    ``layout`` is one shard's pool; with a ``mesh`` the cache holds one such pool per batch
+    shard and the slots are split over the shards (module docstring).
 
     Returns ``(cache, slots, tokens [S, T], logprobs [S, T])``: the tokens each slot drew in
     this segment, in order (pad_id / 0 after it went idle).
     """
     s, steps, size = slots.length.shape[0], config.segment_steps, layout.page_size
-    prompt_pages, prompt_lo, prompt_hi = prompt_pieces(layout, slots.prompt, prompt_lengths_P)
+    prompt_pages, prompt_lo, prompt_hi = prompt_pieces(layout, slots.prompt, slots.prompt_length)
     generated = jnp.arange(slots.pages.shape[1], dtype=jnp.int32) * size
 
     def step(carry):
@@ -78,8 +88,9 @@ def decode_segment(
             jnp.where(active, write_page, layout.scratch),
             jnp.where(active, write % size, 0),
             config.attention_chunk,
+            mesh,
         )
-        positions = prompt_lengths_P[slots.prompt] + write
+        positions = slots.prompt_length + write
         logits, cache = transformer.paged_decode_step(
             params, model_config, slots.token, positions, cache, work
         )

@@ -9,14 +9,20 @@ Usage::
 while the next segment decodes, so a caller can start executing finished programs early;
 the static decoder calls it once with every row at the end.
 
-Decoder choice: ``SamplingConfig.decoder``; the continuous decoder runs on one process
-without data-parallel sharding of its rows (a mesh whose batch axes span one device; the
-weights may be sharded over the other axes). Otherwise the static decoder runs, with rows
-sharded over the mesh's batch axes.
+Decoder choice: ``SamplingConfig.decoder``. Both run on any mesh and any number of
+processes, with the rows of a call split into equal contiguous blocks over the mesh's
+batch axes (data x fsdp), block j on batch shard j, exactly as `multihost.global_batch_array`
+lays out a batch; the weights keep their own sharding. The continuous decoder gives each
+batch shard its own decode slots (``num_slots`` per shard), its own page pool (the prompts
+of its rows plus ``num_pages`` generated pages) and its own queue of samples; each process
+schedules the shards it holds (`scheduler.py`). Sample n of a call is global row n, so a
+fixed key draws the same tokens on any mesh, with either decoder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 
@@ -25,12 +31,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from coderl_jax.models import paged_kv
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.sampler import continuous, prefill, scheduler, static
 from coderl_jax.models.sampler.config import SamplingConfig, left_pad
 from coderl_jax.models.sampler.output import FinishedSamples, SampleOutput, assemble
 from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    """A continuous call's split over this process's batch shards (`Sampler.shard_plan`)."""
+
+    shards: int  # batch shards this process holds (1 without a mesh)
+    num_slots: int  # decode slots per shard
+    layout: prefill.PoolLayout  # one shard's page pool
+    prompt_rows: np.ndarray  # [shards * layout.num_prompts] prompt of each pool's prompt rows
+    prompt_of: np.ndarray  # [N] each sample's prompt among its shard's prompts
+    offset: int  # global row of this process's row 0
 
 
 class Sampler:
@@ -44,9 +63,11 @@ class Sampler:
         # The last call's KV bytes (pool allocated, peak in use), segments and preemptions.
         self.last_stats: dict[str, float] = {}
         self._static = jax.jit(self._traced_static, static_argnames=("num_samples",))
-        self._prefill = jax.jit(self._traced_prefill, static_argnames=("layout", "num_samples"))
+        self._prefill = jax.jit(self._traced_prefill, static_argnames=("layout",))
         self._segment = jax.jit(
-            functools.partial(continuous.decode_segment, model_config=model_config, config=config),
+            functools.partial(
+                continuous.decode_segment, model_config=model_config, config=config, mesh=mesh
+            ),
             static_argnames=("layout",),
             donate_argnames=("cache",),
         )
@@ -141,55 +162,164 @@ class Sampler:
     def decodes_continuously(self) -> bool:
         """Whether calls run the continuous decoder (module docstring): finished samples
         then reach ``on_finished`` while others still decode."""
-        if self.config.decoder != "continuous" or jax.process_count() > 1:
-            return False
-        return self.mesh is None or mesh_lib.batch_divisor(self.mesh) == 1
+        return self.config.decoder == "continuous"
 
     # -- continuous decoder -----------------------------------------------------------------
 
-    def _traced_prefill(self, params, tokens, mask, key, layout, num_samples):
+    def _traced_prefill(self, params, tokens, mask, prompt_of, samples, key, layout):
         self._compiles += 1  # runs only while tracing, i.e. once per compiled shape
-        return prefill.prefill(
-            params, self.model_config, self.config, layout, tokens, mask, key, num_samples
+        with self._mesh_context():
+            return prefill.prefill(
+                params, self.model_config, self.config, layout, tokens, mask, prompt_of,
+                samples, key, self.mesh,
+            )  # fmt: skip
+
+    def _mesh_context(self):
+        """The mesh as the trace's context: the prompts' forward keeps its rows over the
+        batch axes (`coderl_jax.models.layers.rows_over_batch_axes`)."""
+        if self.mesh is None:
+            return contextlib.nullcontext()
+        return jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh)
+
+    def _batch_shards(self) -> tuple[int, int]:
+        """(batch shards this process holds, global index of its first); their blocks of
+        rows must follow each other (as `multihost.global_batch_array` assumes)."""
+        if self.mesh is None:
+            return 1, 0
+        total = mesh_lib.batch_divisor(self.mesh)
+        held = mesh_lib.batch_sharding(self.mesh, 1).addressable_devices_indices_map((total,))
+        starts = sorted({index[0].start or 0 for index in held.values()})
+        if starts != list(range(starts[0], starts[0] + len(starts))):
+            raise ValueError(
+                f"process {jax.process_index()} holds batch shards {starts}, not a contiguous "
+                "block; order the mesh's devices by process along the batch axes"
+            )
+        return len(starts), starts[0]
+
+    def _place(self, x: np.ndarray) -> jax.Array:
+        """This process's rows (shard blocks in order) as a row-sharded global array."""
+        if self.mesh is None:
+            return jnp.asarray(x)
+        return multihost.global_batch_array(x, self.mesh)
+
+    def shard_plan(self, num_prompts: int, num_samples: int, width: int) -> ShardPlan:
+        """How a continuous call of P prompts x G samples (this process's) at a prompt width
+        splits over the batch shards this process holds."""
+        cfg = self.config
+        n = num_prompts * num_samples
+        shards, first_shard = self._batch_shards()
+        if n % shards:
+            raise ValueError(
+                f"prompts x num_samples = {n} rows per process must be a multiple of the "
+                f"{shards} batch shards ({mesh_lib.BATCH_AXES}) this process holds"
+            )
+        rows = n // shards  # shard j decodes rows [j * rows, (j + 1) * rows)
+        num_slots = min(cfg.num_slots or rows, rows)
+        # The prompts of each shard's rows, padded to the most any shard needs.
+        first_prompt = np.arange(shards) * rows // num_samples
+        last_prompt = (np.arange(shards) * rows + rows - 1) // num_samples
+        per_shard = int((last_prompt - first_prompt).max()) + 1
+        prompt_rows = np.minimum(first_prompt[:, None] + np.arange(per_shard), last_prompt[:, None])
+        row = np.arange(n)
+        return ShardPlan(
+            shards=shards,
+            num_slots=num_slots,
+            layout=prefill.PoolLayout(
+                num_prompts=per_shard,
+                prompt_pages=-(-width // cfg.page_size),
+                generated_pages=cfg.num_pages or num_slots * cfg.pages_per_row,
+                page_size=cfg.page_size,
+            ),
+            prompt_rows=prompt_rows.reshape(-1),
+            prompt_of=(row // num_samples - first_prompt[row // rows]).astype(np.int32),
+            offset=first_shard * rows,
         )
+
+    def lower(self, params, num_prompts: int, num_samples: int, width: int) -> dict:
+        """The device programs of a call (P prompts x G samples per process, prompts of
+        ``width`` columns) lowered for ``params`` (e.g. `jax.ShapeDtypeStruct`s carrying their
+        shardings): {"prefill": ..., "decode segment": ...} for the continuous decoder,
+        {"decode": ...} for the static one. Nothing is allocated or run; compiling them gives
+        their memory (`experiments/benchmarks/memory_plan.py`)."""
+        key = jax.random.key(0)
+        total = jax.process_count()
+        if not self.decodes_continuously:
+            n = num_prompts * num_samples * total
+            prompts = self._abstract((num_prompts * total, width), 2)
+            limits = self._abstract((n,), 1)
+            return {
+                "decode": self._static.lower(
+                    params, prompts, prompts, key, limits, num_samples=num_samples
+                )
+            }
+        plan = self.shard_plan(num_prompts, num_samples, width)
+        shards = plan.shards * total
+        rows = self._abstract((len(plan.prompt_of) * total,), 1)
+        prompts = self._abstract((len(plan.prompt_rows) * total, width), 2)
+        prefill_lowered = self._prefill.lower(
+            params, prompts, prompts, rows, rows, key, layout=plan.layout
+        )
+        cache = prefill_lowered.out_info[0]
+        if self.mesh is not None:
+            spec = paged_kv.pool_spec(self.mesh, self.model_config.num_kv_heads)
+            pool = jax.sharding.NamedSharding(self.mesh, spec)
+            cache = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=pool), cache
+            )
+        s, j = shards * plan.num_slots, self.config.pages_per_row
+        ints = ("sample", "prompt", "prompt_length", "length", "token", "limit")
+        slots = continuous.SlotState(
+            **{f: self._abstract((s,), 1) for f in ints},
+            active=self._abstract((s,), 1, bool),
+            stopped=self._abstract((s,), 1, bool),
+            pages=self._abstract((s, j), 2),
+        )
+        segment_lowered = self._segment.lower(
+            params, layout=plan.layout, cache=cache, slots=slots, key=key
+        )
+        return {"prefill": prefill_lowered, "decode segment": segment_lowered}
+
+    def _abstract(self, shape, ndim, dtype=np.int32) -> jax.ShapeDtypeStruct:
+        sharding = None if self.mesh is None else mesh_lib.batch_sharding(self.mesh, ndim)
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
 
     def _run_continuous(self, params, tokens_PxS, mask_PxS, g, key, limits, on_finished):
         cfg = self.config
         p, width = tokens_PxS.shape
-        n = p * g
-        num_slots = min(cfg.num_slots or n, n)
-        layout = prefill.PoolLayout(
-            num_prompts=p,
-            prompt_pages=-(-width // cfg.page_size),
-            generated_pages=cfg.num_pages or num_slots * cfg.pages_per_row,
-            page_size=cfg.page_size,
-        )
-        prompt_lengths = np.asarray(mask_PxS).sum(-1).astype(np.int32)
+        plan = self.shard_plan(p, g, width)
+        layout, row = plan.layout, np.arange(p * g)
+        prompt_lengths = np.asarray(mask_PxS).sum(-1).astype(np.int32)[row // g]
         cache, first, first_logprob = self._prefill(
-            params, jnp.asarray(tokens_PxS), jnp.asarray(mask_PxS), key, layout, g
+            params,
+            self._place(np.asarray(tokens_PxS)[plan.prompt_rows]),
+            self._place(np.asarray(mask_PxS)[plan.prompt_rows]),
+            self._place(plan.prompt_of),
+            self._place((row + plan.offset).astype(np.int32)),
+            key,
+            layout=layout,
         )
-        lengths_dev = jnp.asarray(prompt_lengths)
 
         def segment(cache, slots):
-            return self._segment(
-                params, layout=layout, cache=cache, slots=slots,
-                prompt_lengths_P=lengths_dev, key=key,
-            )  # fmt: skip
+            slots = jax.tree.map(self._place, slots)
+            return self._segment(params, layout=layout, cache=cache, slots=slots, key=key)
 
         completions, stats = scheduler.run(
             segment,
             cache,
-            np.asarray(first),
-            np.asarray(first_logprob),
+            multihost.local_rows(first),
+            multihost.local_rows(first_logprob),
             limits,
-            np.arange(n) // g,
+            plan.prompt_of,
+            prompt_lengths,
             cfg,
             layout,
-            num_slots,
+            plan.num_slots,
             on_finished,
+            num_shards=plan.shards,
+            sample_offset=plan.offset,
         )
         page_bytes = prefill.pool_bytes(self.model_config, 1, cfg.page_size)
-        self.last_stats = {
+        self.last_stats = {  # one batch shard's pool (one device's, on a mesh)
             "sampler/kv_pool_bytes": layout.num_pages * page_bytes,
             "sampler/kv_peak_bytes": (layout.first_generated + stats.peak_generated_pages)
             * page_bytes,
@@ -212,10 +342,11 @@ class Sampler:
     def _traced_static(self, params, tokens, mask, key, limits, num_samples):
         self._compiles += 1
         row_sharding = None if self.mesh is None else mesh_lib.batch_sharding(self.mesh, 1)
-        return static.generate(
-            params, self.model_config, self.config, tokens, mask, key, num_samples, limits,
-            row_sharding,
-        )  # fmt: skip
+        with self._mesh_context():
+            return static.generate(
+                params, self.model_config, self.config, tokens, mask, key, num_samples, limits,
+                row_sharding,
+            )  # fmt: skip
 
     def _run_static(self, params, tokens_PxS, mask_PxS, num_samples, key, limits):
         p, width = tokens_PxS.shape

@@ -29,13 +29,19 @@ def _layout(generated_pages=6):
     return prefill.PoolLayout(len(PROMPTS), -(-WIDTH // PAGE), generated_pages, PAGE)
 
 
+def _prefill(params, cfg, layout, tokens, mask, g):
+    rows = jnp.arange(len(PROMPTS) * g, dtype=jnp.int32)
+    return prefill.prefill(
+        params, CONFIG, cfg, layout, jnp.asarray(tokens), jnp.asarray(mask), rows // g, rows,
+        jax.random.key(0),
+    )  # fmt: skip
+
+
 def test_prompt_pages_hold_the_prefill_keys_right_aligned_to_a_page(params):
     tokens, mask = left_pad(PROMPTS, WIDTH, 0)
     layout = _layout()
     cfg = SamplingConfig(8, greedy=True, page_size=PAGE)
-    cache, first, _ = prefill.prefill(
-        params, CONFIG, cfg, layout, jnp.asarray(tokens), jnp.asarray(mask), jax.random.key(0), 3
-    )
+    cache, first, _ = _prefill(params, cfg, layout, tokens, mask, 3)
     logits, k, _ = transformer.prefill_kv(params, CONFIG, jnp.asarray(tokens), jnp.asarray(mask))
     assert cache.k.shape == (2, layout.num_pages, 2, PAGE, 8)
     pages, lo, hi = prefill.prompt_pieces(layout, jnp.asarray([0, 1]), jnp.asarray([5, 2]))
@@ -58,15 +64,14 @@ def test_segment_greedy_tokens_equal_argmax_of_full_forward(params):
     tokens, mask = left_pad(PROMPTS, WIDTH, 0)
     layout = _layout()
     cfg = SamplingConfig(9, greedy=True, page_size=PAGE, segment_steps=6)
-    cache, first, _ = prefill.prefill(
-        params, CONFIG, cfg, layout, jnp.asarray(tokens), jnp.asarray(mask), jax.random.key(0), 1
-    )
+    cache, first, _ = _prefill(params, cfg, layout, tokens, mask, 1)
     first = np.asarray(first)
     pages = np.full((3, cfg.pages_per_row), layout.scratch, np.int32)
     pages[0, :2], pages[2, :2] = [4, 6], [7, 5]  # out of order on purpose
     slots = continuous.SlotState(
         sample=jnp.asarray([0, 0, 1]),
         prompt=jnp.asarray([0, 0, 1]),
+        prompt_length=jnp.asarray([5, 5, 2]),
         length=jnp.ones(3, jnp.int32),
         token=jnp.asarray([first[0], 0, first[1]]),
         limit=jnp.asarray([9, 9, 5]),
@@ -75,7 +80,7 @@ def test_segment_greedy_tokens_equal_argmax_of_full_forward(params):
         pages=jnp.asarray(pages),
     )
     _, slots, seg, _ = continuous.decode_segment(
-        params, CONFIG, cfg, layout, cache, slots, jnp.asarray([5, 2]), jax.random.key(0)
+        params, CONFIG, cfg, layout, cache, slots, jax.random.key(0)
     )
     np.testing.assert_array_equal(slots.length, [7, 1, 5])  # slot 2 stopped at its limit
     np.testing.assert_array_equal(slots.active, [True, False, False])

@@ -75,6 +75,7 @@ def test_every_sample_decoded_in_full_whatever_the_pages(num_slots, num_pages):
         np.full(n, -0.5, np.float32),
         limits,
         np.arange(n) // 12,
+        np.full(n, 5),
         config,
         layout,
         num_slots,
@@ -111,6 +112,7 @@ def test_samples_finished_by_their_first_token_never_take_a_slot():
         np.zeros(2, np.float32),
         np.asarray([8, 1]),
         np.zeros(2, np.int64),
+        np.full(2, 3),
         config,
         layout,
         1,
@@ -127,5 +129,5 @@ def test_a_pool_smaller_than_one_completion_is_refused():
     with pytest.raises(ValueError, match="cannot hold one completion"):
         scheduler.run(
             None, None, np.ones(1), np.zeros(1), np.asarray([20]), np.zeros(1, np.int64),
-            config, PoolLayout(1, 1, 4, 4), 1,
+            np.ones(1), config, PoolLayout(1, 1, 4, 4), 1,
         )  # fmt: skip
