@@ -217,7 +217,7 @@ def make_train_step(
     rows = NamedSharding(mesh, PartitionSpec(mesh_lib.BATCH_AXES))
     step = functools.partial(train_step, model_config=train_model_config, config=config, mesh=mesh)
     return jax.jit(
-        step,
+        traced_under(mesh, step),
         in_shardings=(shardings, rows),
         out_shardings=(shardings, replicated),
         donate_argnums=0,
@@ -231,12 +231,15 @@ def make_logprobs_fn(
 
     Used for the reference model (frozen params; skip it entirely when ``kl_coef == 0``)
     and to recompute the behaviour policy's log-probs before a multi-update step. Params
-    may be stored in any float dtype; the shardings follow the logical-axis rules.
+    may be stored in any float dtype; the shardings follow the logical-axis rules. Rows run
+    in as many passes as the train step has micro-batches (a `lax.map` over interleaved
+    splits, exact: rows are independent), so scoring a whole rollout batch needs no more
+    activation memory than one micro-batch's forward.
     """
     train_model_config = training_model_config(model_config, config)
     rows = NamedSharding(mesh, PartitionSpec(mesh_lib.BATCH_AXES))
 
-    def logprobs(params, batch):
+    def one_pass(params, batch):
         logp, _ = loss_lib.sequence_logprobs(
             params,
             train_model_config,
@@ -247,5 +250,31 @@ def make_logprobs_fn(
         )
         return logp
 
+    def logprobs(params, batch):
+        # As many passes as the train step has micro-batches (whose activations must fit),
+        # fewer when the rows do not split evenly over them and the devices.
+        num_rows, divisor = batch.tokens.shape[0], mesh_lib.batch_divisor(mesh)
+        passes = config.num_mini_batches * config.num_micro_batches
+        while passes > 1 and num_rows % (passes * divisor):
+            passes -= 1
+        if passes == 1:
+            return one_pass(params, batch)
+        out = jax.lax.map(lambda part: one_pass(params, part), split_rows(batch, passes, mesh))
+        return out.swapaxes(0, 1).reshape(num_rows, -1)  # undoes split_rows's interleaving
+
     param_shardings = mesh_lib.param_shardings(train_model_config, mesh)
-    return jax.jit(logprobs, in_shardings=(param_shardings, rows), out_shardings=rows)
+    return jax.jit(
+        traced_under(mesh, logprobs), in_shardings=(param_shardings, rows), out_shardings=rows
+    )
+
+
+def traced_under(mesh: Mesh, fn: Callable) -> Callable:
+    """``fn`` traced with ``mesh`` as the context mesh, so the model keeps its activations'
+    rows over the batch axes (`coderl_jax.models.layers.rows_over_batch_axes`)."""
+
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return fn(*args, **kwargs)
+
+    return traced
