@@ -2,7 +2,7 @@
 
 Run it on your checkpoint before training:
 
-    python -m coderl_jax.tools.check_parity --hf_dir=DIR
+    python -m coderl_jax.tools.check_parity --hf_dir=DIR    # or: coderl-parity --hf_dir=DIR
 
 It loads the directory with transformers and with `hf_io.load_pretrained`, runs a few
 prompts of different lengths as one left-padded batch through both, prints per-prompt
@@ -18,6 +18,7 @@ last line; a mismatch also makes the exit status 1.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 import jax
@@ -27,6 +28,11 @@ import numpy as np
 from coderl_jax.models import hf_io, transformer
 from coderl_jax.models.sampler import left_pad
 
+NO_TORCH = (
+    "check_parity runs transformers' PyTorch model and needs torch: pip install "
+    "'coderl_jax[parity]' (CPU-only machine: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu)"
+)
 DEFAULT_PROMPTS = (
     "def add(a, b):\n    return a + b\n",
     "Read an integer n from stdin and print the sum of 1..n.",
@@ -103,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         "--generate", type=int, default=0, help="also compare this many greedy tokens (0: skip)"
     )
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("torch") is None:  # checked before minutes of loading
+        print(NO_TORCH, file=sys.stderr)
+        return 2
 
     config, params = hf_io.load_pretrained(
         args.hf_dir, param_dtype="float32", compute_dtype="float32"
