@@ -1,4 +1,4 @@
-"""Training checkpoints: an orbax ``CheckpointManager`` wrapper and a preemption guard.
+"""Training checkpoints: an orbax ``CheckpointManager`` wrapper.
 
 A checkpoint for step ``s`` is the directory ``<workdir>/checkpoints/<s>/`` holding these
 orbax items:
@@ -48,6 +48,8 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from coderl_jax.buffer_item import BufferFileHandler, RestoreBufferFile, SaveBufferFile
 
 logger = logging.getLogger(__name__)
 
@@ -143,42 +145,6 @@ def _is_mismatch(error: BaseException | None) -> bool:
     return False
 
 
-# --- A checkpoint item that is one file written by a callable -----------------------------
-
-
-class _FileItemHandler(ocp.CheckpointHandler):
-    """Saves an item by calling ``write(path)``; restoring returns the file's path."""
-
-    def save(self, directory, args: _FileSave) -> None:
-        args.write(os.path.join(os.fspath(directory), _buffer_filename()))
-
-    def restore(self, directory, args: _FileRestore | None = None) -> str:
-        path = os.path.join(os.fspath(directory), _buffer_filename())
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: alignment-buffer file missing")
-        return path
-
-    def metadata(self, directory) -> None:
-        return None
-
-
-@ocp.args.register_with_handler(_FileItemHandler, for_save=True)
-@dataclasses.dataclass
-class _FileSave(ocp.args.CheckpointArgs):
-    write: Callable[[str], None]
-
-
-@ocp.args.register_with_handler(_FileItemHandler, for_restore=True)
-@dataclasses.dataclass
-class _FileRestore(ocp.args.CheckpointArgs):
-    pass
-
-
-def _buffer_filename() -> str:
-    index = jax.process_index()
-    return "alignment_buffer.jsonl" if index == 0 else f"alignment_buffer.process_{index}.jsonl"
-
-
 # --- The checkpointer --------------------------------------------------------------------
 
 
@@ -247,7 +213,7 @@ class Checkpointer:
                 _TRAIN_STATE: ocp.StandardCheckpointHandler(),
                 _LEGACY_STATE: ocp.StandardCheckpointHandler(),
                 _EXTRAS: ocp.JsonCheckpointHandler(),
-                _BUFFER: _FileItemHandler(),
+                _BUFFER: BufferFileHandler(),
             },
         )
 
@@ -306,7 +272,7 @@ class Checkpointer:
         if params is not None:
             items[_PARAMS] = ocp.args.StandardSave(params)
         if write_buffer is not None:
-            items[_BUFFER] = _FileSave(write_buffer)
+            items[_BUFFER] = SaveBufferFile(write_buffer)
         return self._manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def restore(self, abstract_state: Any, step: int | None = None) -> Restored:
@@ -399,7 +365,7 @@ class Checkpointer:
 
     def _restore_state(self, abstract_state: Any, step: int) -> Restored:
         present = self._items(step)
-        buffer = {_BUFFER: _FileRestore()} if _BUFFER in present else {}
+        buffer = {_BUFFER: RestoreBufferFile()} if _BUFFER in present else {}
         if _LEGACY_STATE in present:
             items = {_LEGACY_STATE: ocp.args.StandardRestore(abstract_state)}
             restored = self._read(step, {**items, _EXTRAS: ocp.args.JsonRestore(), **buffer})

@@ -72,6 +72,7 @@ DERIVED = {
     "rollout.sampling.pad_id": "the tokenizer's pad id, set at start-up",
 }
 DEFAULTS_FROM = {
+    "rollout.alignment_reward_mode": "semantics",
     "data.seed": "run.seed",
     "train.decay_steps": "all the run's optimizer updates (steps x ppo_epochs x num_mini_batches)",
     "alignment.conversion.max_prompt_tokens": "data.max_prompt_tokens",
@@ -131,8 +132,16 @@ class Config:
             "alignment",
             dataclasses.replace(self.alignment, conversion=conversion, mixture=mixture),
         )
-        object.__setattr__(
-            self, "rollout", dataclasses.replace(self.rollout, semantics=self.semantics)
+        mode = self.rollout.alignment_reward_mode or self.semantics
+        rollout = dataclasses.replace(
+            self.rollout, semantics=self.semantics, alignment_reward_mode=mode
+        )
+        object.__setattr__(self, "rollout", rollout)
+        require(
+            (mode == "official") == (self.semantics == "official"),
+            "rollout.alignment_reward_mode",
+            f"{mode} does not score the labels that semantics={self.semantics} makes "
+            "(official labels need the official reward; leave it unset to follow --semantics)",
         )
         chunks = self.rollout.overlap_chunks
         require(
@@ -150,6 +159,12 @@ class Config:
 
     @classmethod
     def from_json(cls, d: dict) -> Config:
+        d = json.loads(json.dumps(d))  # a copy to adapt
+        rollout = d.get("rollout", {})
+        if "semantics" not in d and rollout.get("alignment_reward_mode") == "official":
+            # Saved before the official semantics existed: "official" then meant the
+            # official formula over this project's parser and comparator, today "improved".
+            rollout["alignment_reward_mode"] = "improved"
         return from_dict(cls, d)
 
     @classmethod

@@ -48,9 +48,10 @@ from coderl_jax.learner import (
     reference_params,
     setup,
 )
-from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter, plot_curves, summary_table
+from coderl_jax.metrics import METRICS_FILENAME, MetricsWriter
 from coderl_jax.models import hf_io
 from coderl_jax.preemption import PreemptionGuard
+from coderl_jax.reports import plot_curves, summary_table
 from coderl_jax.rl.alignment import reference_tasks
 from coderl_jax.rl.alignment_buffer import AlignmentBuffer
 from coderl_jax.rl.mixture import load_alignment_pool
@@ -145,7 +146,9 @@ def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str
         train_problems,
         config.rollout.prompts_per_step,
         config.data.seed,
-        length_fn=lambda problem: len(code_prompt(problem, learner.tokenizer).token_ids),
+        length_fn=lambda problem: len(
+            code_prompt(problem, learner.tokenizer, config.semantics).token_ids
+        ),
         max_length=config.data.max_prompt_tokens,
     )
     if learner.iterator_state:
@@ -169,7 +172,8 @@ def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str
             _warm_start(learner, pool, train_problems, writer)
         if config.train.uses_reference and (config.warm_start.steps or config.model.init_from):
             _export(learner, os.path.join(learner.workdir, REFERENCE_DIR))
-        initial = _evaluate(evaluate, learner, 0, writer)
+        if config.eval.at_start or config.run.steps == 0:
+            initial = _evaluate(evaluate, learner, 0, writer)
         _save(learner, 0, iterator, writer)
 
     # ------------------------------------------------------------------ RL steps

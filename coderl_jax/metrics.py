@@ -6,7 +6,7 @@ Everything a run writes goes under its workdir:
   "train/loss": ..., ...}``. Keys are namespaced (``train/``, ``rollout/code/``,
   ``rollout/align/``, ``eval/synthetic/``, ...). Non-finite values are written as
   ``null`` (strict JSON). A step may have several lines (e.g. train metrics, then eval
-  metrics); :func:`read_metrics` merges them.
+  metrics); `coderl_jax.reports.read_metrics` merges them.
 - ``tensorboard/``: event files written through ``tensorboardX`` (no TensorFlow needed).
   Each scalar's tag is its ``metrics.jsonl`` key, character for character (``pass@1``
   included): TensorBoard takes any string as a tag, and the renaming that
@@ -25,9 +25,8 @@ positions (checkpoints of older runs), it drops the ``metrics.jsonl`` lines with
 from ``start_step`` on, and the kept records of those steps are written again. Only process
 0 of a multi-host run writes anything.
 
-End of run: :func:`summary_table` (Markdown first/last/best of the key metrics) and
-:func:`plot_curves` (PNG of the reward and eval curves) read ``metrics.jsonl`` back;
-:func:`read_metrics` gives the same data as aligned columns for notebooks.
+Reading the file back (aligned columns, the end-of-run summary table and plot) is
+`coderl_jax.reports`.
 """
 
 from __future__ import annotations
@@ -52,11 +51,8 @@ DEFAULT_CONSOLE_KEYS = (
     "rollout/code/reward_mean",
     "rollout/align/reward_mean",
 )
-_REWARD_KEY = re.compile(r"^rollout/[^/]+/reward_mean$")
 # Evaluation metrics on the console's evaluation line.
 _EVAL_KEY = re.compile(r"^eval/[^/]+/(sampled/)?(pass@1|reward)$")
-# Metrics where smaller is better; everything else (rewards, pass@k, accuracy) is maximised.
-_LOWER_IS_BETTER = re.compile(r"(loss|kl|time|_s)$")
 
 
 def _scalar(key: str, value: Any) -> float:
@@ -385,100 +381,3 @@ def _clip(text: str, max_chars: int) -> str:
         return text
     half = max_chars // 2
     return f"{text[:half]}\n[... {len(text) - 2 * half} chars cut ...]\n{text[-half:]}"
-
-
-# --- Reading back and reporting ----------------------------------------------------------
-
-
-def read_metrics(jsonl_path: str | os.PathLike) -> dict[str, list]:
-    """Reads ``metrics.jsonl`` into aligned columns: ``{"step": [...], key: [...]}``.
-
-    Steps are sorted and unique (lines of the same step are merged, later lines win);
-    a key missing at a step is None there, so ``pandas.DataFrame(read_metrics(p))`` works.
-    """
-    by_step: dict[int, dict[str, float | None]] = {}
-    with open(jsonl_path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                record = json.loads(line)
-                step = int(record.pop("step"))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(
-                    f"{jsonl_path}: line {number} is not a metrics record ({e})"
-                ) from e
-            by_step.setdefault(step, {}).update(record)
-    steps = sorted(by_step)
-    keys = sorted({key for record in by_step.values() for key in record})
-    columns: dict[str, list] = {"step": steps}
-    for key in keys:
-        columns[key] = [by_step[step].get(key) for step in steps]
-    return columns
-
-
-def _series(columns: Mapping[str, list], key: str) -> tuple[list[int], list[float]]:
-    pairs = [(s, v) for s, v in zip(columns["step"], columns[key]) if v is not None]
-    return [s for s, _ in pairs], [v for _, v in pairs]
-
-
-def default_summary_keys(keys: Iterable[str]) -> list[str]:
-    """The key metrics: ``train/loss``, every ``rollout/<kind>/reward_mean`` and ``eval/*``."""
-    keys = sorted(keys)
-    return (
-        [k for k in keys if k == "train/loss"]
-        + [k for k in keys if _REWARD_KEY.match(k)]
-        + [k for k in keys if k.startswith("eval/")]
-    )
-
-
-def summary_table(jsonl_path: str | os.PathLike, keys: Sequence[str] | None = None) -> str:
-    """Markdown table of the first, last and best value (and its step) of each metric.
-
-    ``keys`` defaults to :func:`default_summary_keys`. "Best" is the minimum for losses,
-    KL and times, the maximum otherwise (rewards, pass@k).
-    """
-    columns = read_metrics(jsonl_path)
-    keys = default_summary_keys(k for k in columns if k != "step") if keys is None else keys
-    rows = ["| metric | first | last | best | best step |", "|---|---|---|---|---|"]
-    for key in keys:
-        if key not in columns:
-            raise KeyError(f"{jsonl_path}: no metric {key!r} (have {sorted(columns)[:20]})")
-        steps, values = _series(columns, key)
-        if not values:
-            rows.append(f"| {key} | - | - | - | - |")
-            continue
-        pick = min if _LOWER_IS_BETTER.search(key) else max
-        best_index = values.index(pick(values))
-        rows.append(
-            f"| {key} | {values[0]:.4g} (step {steps[0]}) | {values[-1]:.4g} (step {steps[-1]}) "
-            f"| {values[best_index]:.4g} | {steps[best_index]} |"
-        )
-    return "\n".join(rows) + "\n"
-
-
-def plot_curves(jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -> str:
-    """Writes a PNG with the rollout reward curves (one per prompt kind) and the eval
-    metrics against step. Uses matplotlib's Agg canvas directly (no pyplot, no display)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = read_metrics(jsonl_path)
-    reward_keys = [k for k in columns if _REWARD_KEY.match(k)]
-    eval_keys = [k for k in columns if k.startswith("eval/") and "pass@" in k]
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    reward_axes, eval_axes = figure.subplots(1, 2)
-    for axes, keys, title, marker in (
-        (reward_axes, reward_keys, "rollout reward (mean)", None),
-        (eval_axes, eval_keys, "evaluation", "o"),
-    ):
-        for key in keys:
-            axes.plot(*_series(columns, key), label=key, marker=marker)
-        axes.set_title(title)
-        axes.set_xlabel("step")
-        axes.grid(alpha=0.3)
-        if keys:
-            axes.legend(fontsize="small")
-        else:
-            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-    figure.savefig(os.fspath(out_png), dpi=100)
-    return os.fspath(out_png)

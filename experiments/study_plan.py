@@ -208,6 +208,7 @@ def run_flags(
             f"--init_from={run.warm_start.workdir}",
             "--warm_start_steps=0",
             f"--alpha={run.arm.alpha}",
+            "--noeval_at_start",  # the warm start evaluated these params with this seed
         ]
     else:
         if sft_settings is None:

@@ -37,7 +37,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from study_plan import SFT_CONTINUE, WARM_START, Study, StudyRun
 
-from coderl_jax.metrics import METRICS_FILENAME, read_metrics
+from coderl_jax.metrics import METRICS_FILENAME
+from coderl_jax.reports import read_metrics
 
 # Code generation on unseen programs (greedy; sampled at the policy's temperature) and on
 # unseen families, then execution reasoning on unseen programs.

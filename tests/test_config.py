@@ -74,3 +74,22 @@ def test_settings_that_follow_from_others_are_derived():
 def test_a_bad_value_in_a_saved_config_names_its_path():
     with pytest.raises(config_lib.ConfigError, match=r"^warm_start\.batch_size: must be >= 1"):
         config_lib.Config.from_json({"warm_start": {"batch_size": 0}})
+
+
+def test_reward_mode_must_score_the_labels_the_semantics_makes():
+    improved_mode = config_lib.RolloutConfig(alignment_reward_mode="improved")
+    with pytest.raises(config_lib.ConfigError, match=r"^rollout\.alignment_reward_mode: improved"):
+        config_lib.Config(semantics="official", rollout=improved_mode)
+    official_mode = config_lib.RolloutConfig(alignment_reward_mode="official")
+    with pytest.raises(config_lib.ConfigError, match="official labels need the official reward"):
+        config_lib.Config(rollout=official_mode)
+    assert config_lib.Config(rollout=config_lib.RolloutConfig(alignment_reward_mode="paper"))
+
+
+def test_configs_saved_before_the_semantics_setting_keep_their_reward():
+    saved = config_lib.Config().to_json()
+    del saved["semantics"]
+    saved["rollout"]["alignment_reward_mode"] = "official"  # then: the formula, our parser
+    config = config_lib.Config.from_json(saved)
+    assert config.semantics == "improved" and config.rollout.alignment_reward_mode == "improved"
+    assert config_lib.Config().rollout.alignment_reward_mode == "improved"  # follows semantics

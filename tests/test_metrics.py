@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
-from coderl_jax.metrics import (
-    ConsoleProgress,
-    MetricsWriter,
-    format_duration,
-    plot_curves,
-    read_metrics,
-    summary_table,
-)
+from coderl_jax.metrics import ConsoleProgress, MetricsWriter, format_duration
+from coderl_jax.reports import plot_curves, read_metrics, summary_table
 
 
 def _crc32c(data: bytes) -> int:

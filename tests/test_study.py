@@ -63,7 +63,7 @@ def test_plan_and_run_flags(tmp_path):
     ]  # fmt: skip
     assert study_plan.run_flags(grpo, "b.flags", tiny_model=False) == [
         "--flagfile=b.flags", "--seed=0", "--data_seed=0", f"--init_from={warm.workdir}",
-        "--warm_start_steps=0", "--alpha=1.0", f"--workdir={grpo.workdir}",
+        "--warm_start_steps=0", "--alpha=1.0", "--noeval_at_start", f"--workdir={grpo.workdir}",
     ]  # fmt: skip
     sft_flags = study_plan.run_flags(
         sft, "b.flags", [], {"warm_start_steps": 30}, ["--warm_start_learning_rate=1e-3"]
@@ -205,7 +205,7 @@ def test_print_launcher_skips_finished_runs_then_collect(tmp_path):
         f"--warm_start_data_seed=10000 --workdir={study_dir}/sft_continue_seed_0"
     )
     assert commands[3].endswith(
-        f"--init_from={study_dir}/warm_start_seed_0 --warm_start_steps=0 --alpha=0.6 "
+        f"--init_from={study_dir}/warm_start_seed_0 --warm_start_steps=0 --alpha=0.6 --noeval_at_start "
         f"--workdir={study_dir}/coderl_plus_seed_0"
     )
     saved = json.loads((study_dir / "study.json").read_text())

@@ -30,6 +30,9 @@ class EvalConfig:
     """Periodic evaluation (`coderl_jax.evals`)."""
 
     every_steps: int = 0  # evaluate every N RL steps (0: only before and after RL)
+    # Evaluate the initial policy before RL (off: e.g. runs that start from another run's
+    # params, evaluated there with the same seed; a run with no RL steps always evaluates).
+    at_start: bool = True
     # Names in coderl_jax.evals.BENCHMARKS, e.g. ("synthetic", "synthetic_reasoning").
     benchmarks: tuple[str, ...] = ("synthetic",)
     num_problems: int = 200  # problems per benchmark (reasoning: items per source; 0: all)

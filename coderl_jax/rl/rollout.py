@@ -44,7 +44,7 @@ from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
 from coderl_jax.rl import dapo, rewards
 from coderl_jax.rl.advantages import ADVANTAGE_ESTIMATORS, AdvantageEstimator
-from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, first_test_input
+from coderl_jax.rl.alignment import AlignmentTask, CodeRollout, code_rollout
 from coderl_jax.rl.batch import (
     Sequences,
     TaskKind,
@@ -101,8 +101,13 @@ def _encode(tokenizer, messages: list[dict[str, str]]) -> tuple[int, ...]:
     return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def code_prompt(problem: Problem, tokenizer, system_prompt: str | None = None) -> PromptItem:
-    messages = code_generation_messages(problem, system_prompt=system_prompt)
+def code_prompt(problem: Problem, tokenizer, semantics: str = "improved") -> PromptItem:
+    """The problem's code-generation prompt. Official: the dataset row's own chat messages
+    when it has them (``metadata["messages"]``: the official run feeds the row's prompt as
+    given); otherwise, and improved, rendered from the statement
+    (`coderl_jax.data.problems.code_generation_messages`)."""
+    messages = problem.metadata.get("messages") if semantics == "official" else None
+    messages = messages or code_generation_messages(problem)
     return PromptItem(TaskKind.CODE, _encode(tokenizer, messages), problem)
 
 
@@ -331,26 +336,12 @@ class RolloutRunner:
             for k, problem, reward, program, verdict in zip(
                 code_rows, problems, r, programs, verdicts
             ):
-                if verdict is None or not verdict.tests or reward > 0:
-                    continue
-                kind, stdin, call = first_test_input(problem.tests)
-                first = verdict.tests[0]
-                result["candidates"].append(
-                    (
-                        int(index_K[k]),
-                        CodeRollout(
-                            problem_id=problem.id,
-                            program=program,
-                            reward=float(reward),
-                            input_kind=kind,
-                            stdin=stdin,
-                            call=call,
-                            first_status=first.status,
-                            first_stdout=first.got if isinstance(first.got, str) else "",
-                            first_return=None if kind != "call" else first.got,
-                        ),
-                    )
-                )
+                candidate = code_rollout(
+                    problem.id, problem.tests, completions[k], program, reward, verdict,
+                    self.config.semantics,
+                )  # fmt: skip
+                if candidate is not None:
+                    result["candidates"].append((int(index_K[k]), candidate))
         if align_rows:
             tasks = [items[index_K[k] // g].source for k in align_rows]
             r, counts = rewards.alignment_rewards(

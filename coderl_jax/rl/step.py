@@ -148,7 +148,8 @@ class RLStep:
 
     def prompts(self, mixed: MixedBatch) -> list[PromptItem]:
         tokenizer, style = self.learner.tokenizer, self.config.alignment.conversion.prompt_style
-        items = [code_prompt(problem, tokenizer) for problem in mixed.code]
+        semantics = self.config.semantics
+        items = [code_prompt(problem, tokenizer, semantics) for problem in mixed.code]
         return items + [alignment_prompt(task, tokenizer, style) for task in mixed.align]
 
     # ------------------------------------------------------------------ 3: rollouts

@@ -25,7 +25,8 @@ from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.parallel import multihost
 from coderl_jax.execution import SandboxPool
 from coderl_jax.learner import load_problems
-from coderl_jax.metrics import METRICS_FILENAME, read_metrics
+from coderl_jax.metrics import METRICS_FILENAME
+from coderl_jax.reports import read_metrics
 from coderl_jax.rl.alignment import reference_tasks
 from coderl_jax.rl.alignment_buffer import task_ages
 from coderl_jax.rl.rollout import alignment_prompt, code_prompt, prompt_token_count
