@@ -247,7 +247,8 @@ def main(argv) -> None:
           f"data={mesh.shape['data']} fsdp={mesh.shape['fsdp']} tensor={mesh.shape['tensor']}")  # fmt: skip
     print(f"batch {p} prompts x {g} samples = {rows} rows x {columns} columns (prompts {width}); "
           f"{train.num_mini_batches} mini x {train.num_micro_batches} micro-batches; "
-          f"remat {train_config.remat_policy}")  # fmt: skip
+          f"remat {train_config.remat_policy}; layers per scan step "
+          f"{model_config.scan_unroll or model_config.num_layers}")  # fmt: skip
     if sampler.decodes_continuously:
         print(f"sampler continuous: {plan.num_slots} slots and a pool of "
               f"{plan.layout.num_pages} pages of {sampling.page_size} tokens per batch shard "
