@@ -2,7 +2,8 @@
 
 `read_metrics` gives notebooks and studies the metrics as columns; at the end of a run the
 loop writes `summary_table` (Markdown first/last/best of the key metrics) to
-``summary.md`` and `plot_curves` (the reward and evaluation curves) to ``curves.png``.
+``summary.md`` and `plot_curves` (the reward and evaluation curves) to ``curves.png``, and
+``experiments/run.py`` prints `eval_before_after` (each evaluation score before and after RL).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 _REWARD_KEY = re.compile(r"^rollout/[^/]+/reward_mean$")
 # Metrics where smaller is better; everything else (rewards, pass@k, accuracy) is maximised.
 _LOWER_IS_BETTER = re.compile(r"(loss|kl|time|_s)$")
+# The evaluation's scores (not its outcome and parse counts or its timing).
+_EVAL_SCORE = re.compile(r"^eval/.+/(pass@\d+|reward|output_accuracy|variable_accuracy)$")
 
 
 def read_metrics(jsonl_path: str | os.PathLike) -> dict[str, list]:
@@ -109,3 +112,35 @@ def plot_curves(jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -> st
             axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
     figure.savefig(os.fspath(out_png), dpi=100)
     return os.fspath(out_png)
+
+
+def eval_before_after(jsonl_path: str | os.PathLike) -> str:
+    """Plain-text table of every evaluation score at the run's first evaluation (before RL,
+    step 0 unless the first evaluation was skipped) and its last (after RL), with the change.
+
+    Scores are pass@k, reward and the accuracies, greedy and ``sampled/``; one column when
+    the run evaluated once. Empty text when it never evaluated.
+    """
+    columns = read_metrics(jsonl_path)
+    keys = [k for k in columns if _EVAL_SCORE.match(k)]
+    if not keys:
+        return ""
+    eval_steps = sorted({s for k in keys for s in _series(columns, k)[0]})
+    first, last = eval_steps[0], eval_steps[-1]
+    by_step = dict(zip(columns["step"], range(len(columns["step"]))))
+    width = max(len(k) for k in keys)
+    if first == last:
+        lines = [f"{'evaluation':<{width}}  {f'step {first}':>9}"]
+    else:
+        lines = [
+            f"{'evaluation':<{width}}  {f'step {first}':>9}  {f'step {last}':>9}  {'change':>7}"
+        ]
+    for key in keys:
+        before, after = (columns[key][by_step[s]] for s in (first, last))
+        cells = ["-" if v is None else f"{v:.4f}" for v in (before, after)]
+        if first == last:
+            lines.append(f"{key:<{width}}  {cells[0]:>9}")
+            continue
+        change = "-" if None in (before, after) else f"{after - before:+.4f}"
+        lines.append(f"{key:<{width}}  {cells[0]:>9}  {cells[1]:>9}  {change:>7}")
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,9 @@ command line, flagfiles expanded). Running again on a workdir that holds a check
 resumes it; if the flags differ in a setting that changes the run (not just its length or
 cadences), the run stops and lists them (old -> new) unless --allow_config_change.
 
+At the end it prints every evaluation score (pass@k, rewards, accuracies; greedy and
+sampled) at the first evaluation (before RL) and the last (after RL), with the change.
+
 Errors: a bad flag, a missing path or missing data stops the run before anything loads,
 with one line naming the flag (exit status 2). Logs: library INFO lines are off; raise
 them with --verbosity=0 (1: debug).
@@ -20,6 +23,7 @@ them with --verbosity=0 (1: debug).
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -54,15 +58,23 @@ def main(argv: list[str]) -> None:
         run_flags = config_flags.expanded_flags(sys.argv)
         if not FLAGS["workdir"].present:  # so that flags.txt reruns this run
             run_flags.append(f"--workdir={config.run.workdir}")
-        final = loop.run(config, run_flags, shlex.join(["python", *sys.argv]))
+        loop.run(config, run_flags, shlex.join(["python", *sys.argv]))
     except config_flags.FlagValueError as e:
         script_setup.fail(e)
     except ConfigError as e:
         script_setup.fail(config_flags.flag_error(e))
     except CheckpointError as e:
         script_setup.fail(e)
-    for name, value in sorted(final.items()):
-        print(f"{name} = {value:.4f}")
+    import jax
+
+    from coderl_jax.metrics import METRICS_FILENAME
+    from coderl_jax.reports import eval_before_after
+
+    if jax.process_index() != 0:  # process 0 writes the metrics
+        return
+    table = eval_before_after(os.path.join(config.run.workdir, METRICS_FILENAME))
+    if table:
+        print(f"\nEvaluation scores (first column: before RL, last: after it)\n{table}", end="")
 
 
 if __name__ == "__main__":

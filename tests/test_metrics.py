@@ -15,7 +15,7 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from coderl_jax.metrics import ConsoleProgress, MetricsWriter, format_duration
-from coderl_jax.reports import plot_curves, read_metrics, summary_table
+from coderl_jax.reports import eval_before_after, plot_curves, read_metrics, summary_table
 
 
 def _crc32c(data: bytes) -> int:
@@ -263,6 +263,28 @@ def test_summary_table(tmp_path):
     )
     with pytest.raises(KeyError, match="no metric 'eval/humaneval/pass@1'"):
         summary_table(write_run(tmp_path), keys=["eval/humaneval/pass@1"])
+
+
+def test_eval_before_after(tmp_path):
+    path = write_run(tmp_path)
+    with open(path, "a") as f:  # a score evaluated once; counts and timings are not scores
+        f.write('{"step": 0, "eval/x/sampled/reward": 0.125, "eval/x/seconds": 9.0}\n')
+        f.write('{"step": 4, "eval/x/outcome/passed": 3.0}\n')
+    assert eval_before_after(path) == (
+        "evaluation                step 0     step 4   change\n"
+        "eval/synthetic/pass@1     0.2500     0.5000  +0.2500\n"
+        "eval/x/sampled/reward     0.1250          -        -\n"
+    )
+
+
+def test_eval_before_after_one_or_no_evaluation(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "train/loss": 1.0}\n')
+    assert eval_before_after(path) == ""
+    path.write_text('{"step": 0, "eval/synthetic/pass@1": 0.75}\n')
+    assert eval_before_after(path) == (
+        "evaluation                step 0\neval/synthetic/pass@1     0.7500\n"
+    )
 
 
 def test_plot_curves_writes_a_png(tmp_path):

@@ -23,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from coderl_jax.reports import read_metrics
 from tests.scaled_down import metrics_by_step, run_flags
 
 pytestmark = pytest.mark.slow
@@ -111,6 +112,20 @@ def test_default_logs_are_quiet_with_one_console_line_per_step(uninterrupted):
     assert not re.search(r"^[IWEF]\d{4} ", result.stderr, re.MULTILINE)  # absl's format
     assert "is illegal" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_run_ends_with_each_evaluation_score_before_and_after_rl(uninterrupted):
+    workdir, result = uninterrupted
+    table = result.stdout.split("(first column: before RL, last: after it)\n")[1]
+    header, *rows = table.splitlines()
+    assert header.split()[1:] == ["step", "0", "step", str(STEPS), "change"]
+    metrics = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    printed = {row.split()[0]: [float(v) for v in row.split()[1:]] for row in rows}
+    assert "eval/synthetic/pass@1" in printed
+    for key, (before, after, change) in printed.items():
+        at = dict(zip(metrics["step"], metrics[key]))
+        assert (before, after) == pytest.approx((at[0], at[STEPS]), abs=5e-5), key
+        assert change == pytest.approx(after - before, abs=1e-4), key
 
 
 def saved_params(workdir, step: int = STEPS) -> list[tuple[str, np.ndarray]]:
