@@ -4,8 +4,9 @@
 from our initialiser) and a byte-level BPE tokenizer with a ChatML template
 (``<|im_start|>role\\n...<|im_end|>``, as Qwen's). The directory is then loaded through the
 same `hf_io.load_pretrained` path as a 7B checkpoint. A finished directory carries
-``tiny_spec.json``; calling again with the same spec reuses it (a cache), a different spec
-rebuilds it.
+``tiny_spec.json`` (the spec, the synthetic dataset's ``VERSION`` and the Python version the
+tokenizer corpus came from); calling again with the same three reuses it (a cache), any
+difference rebuilds it.
 
 The tokenizer is trained with `tokenizers` on the synthetic problem set (statements and
 reference solutions, deterministic from the seed) plus a fixed list of Python standard
@@ -24,6 +25,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
 
@@ -31,6 +33,7 @@ import jax
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from coderl_jax.data import synthetic
 from coderl_jax.models import hf_io, transformer
 from coderl_jax.models.config import ModelConfig
 
@@ -105,11 +108,7 @@ def stdlib_sources() -> Iterator[str]:
 
 
 def synthetic_texts(spec: TinyModelSpec) -> Iterator[str]:
-    """Statements and reference solutions of synthetic training problems (if available)."""
-    try:
-        from coderl_jax.data import synthetic
-    except ImportError:  # the synthetic set is optional for the tokenizer
-        return
+    """Statements and reference solutions of synthetic training problems."""
     for problem in synthetic.generate_problems("train", spec.num_corpus_problems, spec.seed):
         yield problem.statement
         if problem.reference_solution:
@@ -165,7 +164,12 @@ def build_tiny_model(
     out_dir: str, spec: TinyModelSpec = TinyModelSpec(), force: bool = False
 ) -> str:
     """Builds (or reuses) the tiny model directory; returns ``out_dir``."""
-    spec_json = dataclasses.asdict(spec)
+    # What else the build reads: the synthetic generator's output and this Python's stdlib.
+    spec_json = {
+        **dataclasses.asdict(spec),
+        "synthetic_version": synthetic.VERSION,
+        "python": "{}.{}".format(*sys.version_info[:2]),
+    }
     spec_path = os.path.join(out_dir, SPEC_FILE)
     if not force and os.path.isfile(spec_path):
         with open(spec_path) as f:

@@ -7,6 +7,7 @@ import os
 import jax
 import pytest
 
+from coderl_jax.data import synthetic
 from coderl_jax.models import hf_io, tiny
 from coderl_jax.models import tokenizer as tokenizer_lib
 from coderl_jax.tools import check_parity
@@ -43,6 +44,19 @@ def test_cached_directory_is_reused_and_rebuilt_on_spec_change(tiny_dir, tmp_pat
     tiny.build_tiny_model(other, tiny.TinyModelSpec(**{**SMALL.__dict__, "seed": 1}))
     with open(os.path.join(other, tiny.SPEC_FILE)) as f:
         assert json.load(f)["seed"] == 1
+
+
+def test_cache_is_rebuilt_for_another_synthetic_version(tiny_dir, tmp_path, monkeypatch):
+    # The tokenizer's corpus is synthetic data: a new generator version must not reuse it.
+    other = tiny.build_tiny_model(str(tmp_path / "other"), SMALL)
+    with open(os.path.join(other, tiny.SPEC_FILE)) as f:
+        assert json.load(f)["synthetic_version"] == synthetic.VERSION
+    before = os.path.getmtime(os.path.join(other, "model.safetensors"))
+    monkeypatch.setattr(synthetic, "VERSION", "0.0.1")
+    tiny.build_tiny_model(other, SMALL)
+    with open(os.path.join(other, tiny.SPEC_FILE)) as f:
+        assert json.load(f)["synthetic_version"] == "0.0.1"
+    assert os.path.getmtime(os.path.join(other, "model.safetensors")) != before
 
 
 def test_tiny_model_loads_through_the_checkpoint_path(tiny_dir):
