@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from typing import Any
 
+from coderl_jax import storage
 from coderl_jax.data.sources import DataConfig
 from coderl_jax.evals.periodic import EvalConfig
 from coderl_jax.learner import ModelSourceConfig
@@ -153,9 +155,9 @@ class Config:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    def save(self, path: str) -> None:
-        with open(path, "w") as f:
-            json.dump(self.to_json(), f, indent=2)
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the config as JSON to ``path`` (local or ``gs://...``: `coderl_jax.storage`)."""
+        storage.write_atomically(path, json.dumps(self.to_json(), indent=2))
 
     @classmethod
     def from_json(cls, d: dict) -> Config:
@@ -168,9 +170,9 @@ class Config:
         return from_dict(cls, d)
 
     @classmethod
-    def load(cls, path: str) -> Config:
-        with open(path) as f:
-            return cls.from_json(json.load(f))
+    def load(cls, path: str | os.PathLike) -> Config:
+        """Reads a config `save` wrote (local or ``gs://...``)."""
+        return cls.from_json(json.loads(storage.read_text(path)))
 
 
 def flag_names() -> dict[str, str]:

@@ -18,6 +18,9 @@ steps already run as they were (`RESUMABLE`: the run's length, its cadences, whe
 lives) or ``run.allow_config_change`` is set. `record` writes both files, each atomically;
 when the config changed, the earlier files are kept as ``config.before_step_<s>.json`` and
 ``flags.before_step_<s>.txt`` (``s``: the checkpoint resumed from).
+
+The workdir may be any ``etils.epath`` path, e.g. ``gs://bucket/runs/x`` (shared by the
+hosts of a pod); `coderl_jax.storage` says how files are written there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from coderl_jax import storage
 from coderl_jax.settings import ConfigError, fields_of
 
 if TYPE_CHECKING:
@@ -74,13 +78,20 @@ class ConfigChangedError(ConfigError):
         self.workdir, self.changes = workdir, changes
 
 
-def checkpoint_steps(workdir: str) -> list[int]:
-    """The finished checkpoint steps in ``workdir`` (read from the directory names; a save
-    cut short is a temporary directory and not listed), ascending."""
-    directory = os.path.join(os.path.expanduser(workdir), CHECKPOINTS_DIR)
-    if not os.path.isdir(directory):
+def checkpoint_steps(workdir: str | os.PathLike) -> list[int]:
+    """The finished checkpoint steps in ``workdir``, ascending: the step directories that
+    orbax finalised (a save cut short is a temporary directory, or on an object store one
+    without orbax's ``commit_success.txt``, and is not listed)."""
+    directory = storage.as_path(workdir) / CHECKPOINTS_DIR
+    if not directory.is_dir():
         return []
-    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+    from orbax.checkpoint import utils as orbax_utils  # only where there are checkpoints
+
+    return sorted(
+        int(path.name)
+        for path in directory.iterdir()
+        if path.name.isdigit() and orbax_utils.is_checkpoint_finalized(path)
+    )
 
 
 def settings(config: Config) -> dict[str, Any]:
@@ -109,9 +120,9 @@ def check_resume(config: Config) -> None:
     saved config cannot be read; with ``run.allow_config_change`` it logs them instead."""
     from coderl_jax.config import Config
 
-    workdir = os.path.expanduser(config.run.workdir)
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not checkpoint_steps(workdir) or not os.path.exists(path):
+    workdir = storage.as_path(config.run.workdir)
+    path = workdir / CONFIG_FILE
+    if not checkpoint_steps(workdir) or not path.exists():
         return
     allow = config.run.allow_config_change
     try:
@@ -128,7 +139,7 @@ def check_resume(config: Config) -> None:
         return
     changes = config_changes(saved, config)
     if changes and not allow:
-        raise ConfigChangedError(workdir, changes)
+        raise ConfigChangedError(os.fspath(workdir), changes)
     if changes:
         log.warning("resuming %s with changed settings: %s", workdir, changes)
 
@@ -136,39 +147,22 @@ def check_resume(config: Config) -> None:
 def record(config: Config, flags: Sequence[str] | None = None, command: str | None = None) -> None:
     """Writes ``config.json`` (and, given ``flags``, ``flags.txt``: one flag a line, after a
     comment with ``command``, the command line as typed) into the run's workdir."""
-    workdir = os.path.expanduser(config.run.workdir)
-    os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, CONFIG_FILE)
+    workdir = storage.as_path(config.run.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / CONFIG_FILE
     text = json.dumps(config.to_json(), indent=2) + "\n"
     steps = checkpoint_steps(workdir)
-    if steps and os.path.exists(config_path) and _read(config_path) != text:
+    if steps and config_path.exists() and storage.read_text(config_path) != text:
         for name in (CONFIG_FILE, FLAGS_FILE):
             stem, ext = os.path.splitext(name)
-            if os.path.exists(os.path.join(workdir, name)):
-                earlier = os.path.join(workdir, f"{stem}.before_step_{steps[-1]}{ext}")
-                os.replace(os.path.join(workdir, name), earlier)
-    write_atomically(config_path, text)
+            if (workdir / name).exists():  # an object store copies and deletes (no rename)
+                (workdir / name).replace(workdir / f"{stem}.before_step_{steps[-1]}{ext}")
+    storage.write_atomically(config_path, text)
     if flags is not None:
         header = [
             "# experiments/run.py flags of this run, flagfiles expanded (later ones win).",
             f"# Started as: {command}" if command else None,
-            f"# Run it again with --flagfile={os.path.join(workdir, FLAGS_FILE)}",
+            f"# Run it again with --flagfile={workdir / FLAGS_FILE}",
         ]
         lines = [line for line in header if line] + list(flags)
-        write_atomically(os.path.join(workdir, FLAGS_FILE), "\n".join(lines) + "\n")
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` so that a crash leaves the old file or the new, never a
-    part of one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+        storage.write_atomically(workdir / FLAGS_FILE, "\n".join(lines) + "\n")
