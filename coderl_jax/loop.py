@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import jax
 import numpy as np
 
-from coderl_jax import faults, preflight
+from coderl_jax import faults, preflight, storage
 from coderl_jax import workdir as workdir_lib
 from coderl_jax.data.iterator import PromptIterator
 from coderl_jax.evals.periodic import PeriodicEvaluation
@@ -73,7 +73,8 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """The run as a whole: where it writes, how long, and its cadences."""
 
-    # Checkpoints, metrics, samples; a run started again on it resumes it. run.py without
+    # Checkpoints, metrics, samples; a run started again on it resumes it. A local directory
+    # or any etils.epath path, e.g. gs://bucket/runs/x (coderl_jax.storage). run.py without
     # --workdir: runs/<name> for --flagfile=<dir>/<name>.flags, else this default.
     workdir: str = "runs/default"
     steps: int = 100  # RL steps
@@ -171,7 +172,7 @@ def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str
         if config.warm_start.steps:
             _warm_start(learner, pool, train_problems, writer)
         if config.train.uses_reference and (config.warm_start.steps or config.model.init_from):
-            _export(learner, os.path.join(learner.workdir, REFERENCE_DIR))
+            _export(learner, storage.as_path(learner.workdir) / REFERENCE_DIR)
         if config.eval.at_start or config.run.steps == 0:
             initial = _evaluate(evaluate, learner, 0, writer)
         _save(learner, 0, iterator, writer)
@@ -221,16 +222,16 @@ def _run(learner: Learner, pool: SandboxPool, writer: MetricsWriter) -> dict[str
     learner.checkpointer.wait()
     if jax.process_index() == 0:
         writer.flush()
-        metrics_path = os.path.join(learner.workdir, METRICS_FILENAME)
-        with open(os.path.join(learner.workdir, "summary.md"), "w") as f:
-            f.write(summary_table(metrics_path) + "\n")
-        plot_curves(metrics_path, os.path.join(learner.workdir, "curves.png"))
+        workdir = storage.as_path(learner.workdir)
+        metrics_path = workdir / METRICS_FILENAME
+        storage.write_atomically(workdir / "summary.md", summary_table(metrics_path) + "\n")
+        plot_curves(metrics_path, workdir / "curves.png")
     if config.run.export_hf:
-        _export(learner, os.path.join(learner.workdir, "hf"))
+        _export(learner, storage.as_path(learner.workdir) / "hf")
     return final
 
 
-def _export(learner: Learner, hf_dir: str) -> None:
+def _export(learner: Learner, hf_dir: str | os.PathLike) -> None:
     """The current policy as an HF directory, with the source model's generation config."""
     generation = hf_io.generation_config_for(
         learner.hf_dir,

@@ -15,6 +15,12 @@ Everything a run writes goes under its workdir:
 - ``samples.txt``: human-readable generations per kind, every ``samples_every`` steps.
 - the console: one line per finished step (`ConsoleProgress`) and one per evaluation.
 
+Storage: the workdir may be any ``etils.epath`` path (``gs://bucket/run``): the files go
+through `coderl_jax.storage.AppendFile`, which on an object store keeps each file in
+memory and writes it again at most every 30 seconds (always at a checkpoint's
+`MetricsWriter.positions` and at `MetricsWriter.close`), and the event files through it
+too (`_EventFiles`), not through tensorboardX's own GCS and S3 writers.
+
 Resume: a run restarted from a checkpoint re-runs the steps after it. The loop stores
 :meth:`MetricsWriter.positions` (the byte sizes of ``metrics.jsonl`` and ``samples.txt``,
 flushed) with every checkpoint; a :class:`MetricsWriter` opened with ``resume_at=`` those
@@ -42,6 +48,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from coderl_jax import storage
 
 METRICS_FILENAME = "metrics.jsonl"
 SAMPLES_FILENAME = "samples.txt"
@@ -73,10 +81,9 @@ def _truncate_jsonl(path: str, start_step: int) -> int:
 
     Returns the number of lines dropped. Any other malformed line raises ValueError.
     """
-    if not os.path.exists(path):
+    if not storage.as_path(path).exists():
         return 0
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = storage.read_text(path).splitlines()
     kept = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -88,10 +95,7 @@ def _truncate_jsonl(path: str, start_step: int) -> int:
             raise ValueError(f"{path}: line {number} is not a metrics record ({e})") from e
         if step < start_step:
             kept.append(line)
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in kept)
-    os.replace(tmp_path, path)
+    storage.write_atomically(path, "".join(line + "\n" for line in kept))
     return len(lines) - len(kept)
 
 
@@ -229,7 +233,7 @@ class MetricsWriter:
         """
         if samples_every < 1:
             raise ValueError(f"samples_every must be >= 1, got {samples_every}")
-        self.workdir = os.fspath(workdir)
+        self.workdir = os.fspath(storage.as_path(workdir))
         self.samples_every = samples_every
         self.is_writer = jax.process_index() == 0
         self.progress = ConsoleProgress(
@@ -242,36 +246,40 @@ class MetricsWriter:
         self._jsonl = self._tensorboard = self._samples = None
         if not self.is_writer:
             return
-        os.makedirs(self.workdir, exist_ok=True)
-        metrics_path = os.path.join(self.workdir, METRICS_FILENAME)
-        samples_path = os.path.join(self.workdir, SAMPLES_FILENAME)
+        workdir = storage.as_path(self.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        metrics_path, samples_path = workdir / METRICS_FILENAME, workdir / SAMPLES_FILENAME
         if resume_at is not None:
             for name, path in ((METRICS_FILENAME, metrics_path), (SAMPLES_FILENAME, samples_path)):
                 _cut(path, int(resume_at.get(name, 0)))
         else:
             _truncate_jsonl(metrics_path, start_step)
-        self._jsonl = open(metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._samples = open(samples_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._jsonl = storage.AppendFile(metrics_path)
+        self._samples = storage.AppendFile(samples_path)
         if start_step > 0:
             self._samples.write(f"##### resumed at step {start_step} #####\n")
         # Imported here so processes other than 0 never load it.
         import tensorboardX
 
+        if not storage.is_local(workdir):
+            from tensorboardX import record_writer
+
+            scheme = self.workdir.split("://")[0]
+            record_writer.register_writer_factory(scheme, _EventFiles())
         self._tensorboard = tensorboardX.SummaryWriter(
-            os.path.join(self.workdir, TENSORBOARD_DIRNAME),
+            os.fspath(workdir / TENSORBOARD_DIRNAME),
             purge_step=start_step if start_step > 0 else None,
             flush_secs=30,
             # Event file names carry only whole seconds and the host: a quick restart would
             # otherwise overwrite the previous file.
             filename_suffix=f".pid{os.getpid()}.from{start_step}",
         )
-        if start_step > 0 and os.path.getsize(metrics_path):  # kept records the purge drops
-            with open(metrics_path, encoding="utf-8") as f:
-                for line in f:
-                    record = json.loads(line)
-                    step = record.pop("step")
-                    if step >= start_step:
-                        self._add_scalars(step, {k: v for k, v in record.items() if v is not None})
+        if start_step > 0 and self._jsonl.tell():  # kept records the purge drops
+            for line in storage.read_text(metrics_path).splitlines():
+                record = json.loads(line)
+                step = record.pop("step")
+                if step >= start_step:
+                    self._add_scalars(step, {k: v for k, v in record.items() if v is not None})
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Logs scalar ``metrics`` (namespaced keys -> numbers / 0-d arrays) for ``step``.
@@ -286,7 +294,7 @@ class MetricsWriter:
         record = {"step": int(step)}
         record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
         self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
-        self._jsonl.flush()
+        self._jsonl.flush_soon()
         self._add_scalars(int(step), values)
 
     def end_step(self, step: int) -> None:
@@ -329,12 +337,13 @@ class MetricsWriter:
             out.append(f"[prompt]\n{_clip(prompt, max_chars)}\n")
             out.append(f"[completion]\n{_clip(completion, max_chars)}\n")
         self._samples.write("".join(out))
-        self._samples.flush()
+        self._samples.flush_soon()
         return True
 
     def flush(self) -> None:
-        """Pushes buffered TensorBoard events to disk (JSONL and samples are flushed on
-        every write)."""
+        """Pushes every file to storage: buffered TensorBoard events, and on an object
+        store ``metrics.jsonl`` and ``samples.txt`` (local ones are flushed on every
+        write)."""
         if self.is_writer and self._jsonl is not None:
             self._jsonl.flush()
             self._samples.flush()
@@ -359,21 +368,33 @@ class MetricsWriter:
         self.close()
 
 
-def _cut(path: str, size: int) -> None:
+def _cut(path, size: int) -> None:
     """Cuts ``path`` back to its first ``size`` bytes (what a checkpoint recorded)."""
-    if not os.path.exists(path):
+    if not path.exists():
         if size:
             raise ValueError(
                 f"{path} is missing; the checkpoint resumed from recorded {size} bytes"
             )
         return
-    if os.path.getsize(path) < size:
+    have = path.stat().length
+    if have < size:
         raise ValueError(
-            f"{path} has {os.path.getsize(path)} bytes, fewer than the {size} its checkpoint "
+            f"{path} has {have} bytes, fewer than the {size} its checkpoint "
             "recorded: the file was replaced or cut since"
         )
-    with open(path, "r+b") as f:
-        f.truncate(size)
+    storage.cut(path, size)
+
+
+class _EventFiles:
+    """tensorboardX's writer factory for a workdir on an object store: event files are
+    `storage.AppendFile` objects (written again on each of tensorboardX's flushes, every
+    ``flush_secs``), so they need no google-cloud-storage or boto3."""
+
+    def open(self, path: str) -> storage.AppendFile:
+        return storage.AppendFile(path)
+
+    def directory_check(self, path: str) -> None:
+        pass  # an object store has no directories to create
 
 
 def _clip(text: str, max_chars: int) -> str:

@@ -4,14 +4,18 @@
 loop writes `summary_table` (Markdown first/last/best of the key metrics) to
 ``summary.md`` and `plot_curves` (the reward and evaluation curves) to ``curves.png``, and
 ``experiments/run.py`` prints `eval_before_after` (each evaluation score before and after RL).
+Paths may be local or any ``etils.epath`` path (``gs://...``; `coderl_jax.storage`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+
+from coderl_jax import storage
 
 _REWARD_KEY = re.compile(r"^rollout/[^/]+/reward_mean$")
 # Metrics where smaller is better; everything else (rewards, pass@k, accuracy) is maximised.
@@ -27,16 +31,13 @@ def read_metrics(jsonl_path: str | os.PathLike) -> dict[str, list]:
     a key missing at a step is None there, so ``pandas.DataFrame(read_metrics(p))`` works.
     """
     by_step: dict[int, dict[str, float | None]] = {}
-    with open(jsonl_path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                record = json.loads(line)
-                step = int(record.pop("step"))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(
-                    f"{jsonl_path}: line {number} is not a metrics record ({e})"
-                ) from e
-            by_step.setdefault(step, {}).update(record)
+    for number, line in enumerate(storage.read_text(jsonl_path).splitlines(), start=1):
+        try:
+            record = json.loads(line)
+            step = int(record.pop("step"))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{jsonl_path}: line {number} is not a metrics record ({e})") from e
+        by_step.setdefault(step, {}).update(record)
     steps = sorted(by_step)
     keys = sorted({key for record in by_step.values() for key in record})
     columns: dict[str, list] = {"step": steps}
@@ -110,7 +111,9 @@ def plot_curves(jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -> st
             axes.legend(fontsize="small")
         else:
             axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-    figure.savefig(os.fspath(out_png), dpi=100)
+    image = io.BytesIO()
+    figure.savefig(image, format=storage.as_path(out_png).suffix[1:] or "png", dpi=100)
+    storage.write_atomically(out_png, image.getvalue())
     return os.fspath(out_png)
 
 
