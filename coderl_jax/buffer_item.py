@@ -3,7 +3,8 @@ callable (e.g. ``AlignmentBuffer.save_jsonl``); restoring gives the file's path.
 
 Process 0 writes ``alignment_buffer.jsonl``, process ``i > 0``
 ``alignment_buffer.process_<i>.jsonl``, so per-host buffers survive multi-host runs
-(`coderl_jax.checkpoint` stores the item as ``alignment_buffer/``).
+(`coderl_jax.checkpoint` stores the item as ``alignment_buffer/``). The step directory may
+be on an object store (``gs://``): the callable gets that path.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ from collections.abc import Callable
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class BufferFileHandler(ocp.CheckpointHandler):
     """Saves an item by calling ``write(path)``; restoring returns the file's path."""
 
     def save(self, directory, args: SaveBufferFile) -> None:
-        args.write(os.path.join(os.fspath(directory), buffer_filename()))
+        args.write(os.fspath(epath.Path(directory) / buffer_filename()))
 
     def restore(self, directory, args: RestoreBufferFile | None = None) -> str:
-        path = os.path.join(os.fspath(directory), buffer_filename())
-        if not os.path.isfile(path):
+        path = epath.Path(directory) / buffer_filename()
+        if not path.is_file():
             raise FileNotFoundError(f"{path}: alignment-buffer file missing")
-        return path
+        return os.fspath(path)
 
     def metadata(self, directory) -> None:
         return None

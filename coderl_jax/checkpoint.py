@@ -34,6 +34,10 @@ latest step logs a warning and falls back to the newest older step that restores
 Retention: the newest ``keep_last`` steps are kept, and with ``keep_period`` every step
 that is a multiple of it is kept for good.
 
+Storage: the workdir may be any ``etils.epath`` path (``gs://bucket/run``: orbax writes
+there itself, and on GCS marks a finished step with ``commit_success.txt`` instead of a
+rename); this module reads the step directories through epath too.
+
 Preemption (SIGTERM -> save and exit at a step boundary): `coderl_jax.preemption`.
 """
 
@@ -49,6 +53,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from coderl_jax import storage
 from coderl_jax.buffer_item import BufferFileHandler, RestoreBufferFile, SaveBufferFile
 
 logger = logging.getLogger(__name__)
@@ -191,10 +196,12 @@ class Checkpointer:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
         if keep_period < 0:
             raise ValueError(f"keep_period must be >= 0, got {keep_period}")
-        self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+        workdir = storage.as_path(workdir)
+        workdir = os.path.abspath(workdir) if storage.is_local(workdir) else os.fspath(workdir)
+        self.directory = os.path.join(workdir, "checkpoints")
         self.save_every = save_every
         self.read_only = read_only
-        if read_only and not os.path.isdir(self.directory):
+        if read_only and not storage.as_path(self.directory).is_dir():
             raise CheckpointError(f"{self.directory}: no checkpoint directory to read from")
         options = ocp.CheckpointManagerOptions(  # read-only: orbax warns unless unset
             save_interval_steps=0 if read_only else save_every,
@@ -206,7 +213,7 @@ class Checkpointer:
             read_only=read_only,
         )
         self._manager = ocp.CheckpointManager(
-            self.directory,
+            storage.as_path(self.directory),
             options=options,
             item_handlers={
                 _PARAMS: ocp.StandardCheckpointHandler(),
@@ -320,10 +327,7 @@ class Checkpointer:
         raise CheckpointDamagedError("no checkpoint could be restored:\n" + "\n".join(failures))
 
     def _items(self, step: int) -> set[str]:
-        step_dir = self.step_dir(step)
-        return {
-            name for name in os.listdir(step_dir) if os.path.isdir(os.path.join(step_dir, name))
-        }
+        return {p.name for p in storage.as_path(self.step_dir(step)).iterdir() if p.is_dir()}
 
     def _read(self, step: int, items: dict[str, Any]) -> dict[str, Any]:
         """Restores ``items`` of ``step``, turning orbax's errors into ours: arrays that do
@@ -395,7 +399,7 @@ class Checkpointer:
         try:
             with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as reader:
                 restored = reader.restore(
-                    path,
+                    storage.as_path(path),
                     args=ocp.args.PyTreeRestore(
                         item=item,
                         restore_args=ocp.checkpoint_utils.construct_restore_args(item),

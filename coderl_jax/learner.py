@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 
+from coderl_jax import storage
 from coderl_jax import workdir as workdir_lib
 from coderl_jax.checkpoint import Checkpointer
 from coderl_jax.data import sources
@@ -47,8 +48,9 @@ CONFIG_FILE = workdir_lib.CONFIG_FILE
 class ModelSourceConfig:
     """Where the policy comes from."""
 
-    hf_dir: str | None = None  # HF checkpoint directory; None: build/use the tiny model
-    tiny_dir: str = os.path.join(sources.CACHE_DIR, "tiny_model")  # tiny model cache directory
+    # HF checkpoint directory (local: transformers reads it); None: build/use the tiny model
+    hf_dir: str | None = None
+    tiny_dir: str = os.path.join(sources.CACHE_DIR, "tiny_model")  # tiny model cache (local)
     tiny: tiny.TinyModelSpec = tiny.TinyModelSpec()  # shape and seed of the tiny model
     # Override the checkpoint's weight dtype.
     param_dtype: Literal["float32", "bfloat16"] | None = None
@@ -232,8 +234,8 @@ def reference_params(learner: Learner):
     """The frozen reference policy of the KL term: the run's ``reference_hf`` (the policy
     after its warm start or ``init_from``) if process 0 wrote one, else the initial weights."""
     multihost.sync_processes("reference_hf written")  # process 0 wrote it
-    ref_dir = os.path.join(learner.workdir, REFERENCE_DIR)
-    ref_dir = ref_dir if os.path.isdir(ref_dir) else learner.hf_dir
+    ref_dir = storage.as_path(learner.workdir) / REFERENCE_DIR
+    ref_dir = ref_dir if ref_dir.is_dir() else learner.hf_dir
     _, params = hf_io.load_pretrained(
         ref_dir,
         shardings=mesh_lib.param_shardings(learner.model_config, learner.mesh),
@@ -267,7 +269,7 @@ def saved_config(workdir: str) -> Config:
     """The config a run was saved with, its workdir set to where it is now."""
     from coderl_jax.config import Config
 
-    config = Config.load(os.path.join(workdir, CONFIG_FILE))
+    config = Config.load(storage.as_path(workdir) / CONFIG_FILE)
     return dataclasses.replace(config, run=dataclasses.replace(config.run, workdir=workdir))
 
 

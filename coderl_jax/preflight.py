@@ -7,6 +7,10 @@ workdir -- and at rules that span sections, and raises `ConfigError` naming the 
 so a bad run stops in a second rather than after minutes of loading a 7B model. Each
 section validates its own values in ``__post_init__`` already; this module adds what needs
 the machine or the filesystem. `coderl_jax.loop.run` calls it first.
+
+The workdir, ``init_from`` and ``alignment.pool_files`` are looked at through
+`coderl_jax.storage` (local or ``gs://...``); the model directory and the data
+directories are local (transformers and TFDS read them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import jax
 
+from coderl_jax import storage
 from coderl_jax import workdir as workdir_lib
 from coderl_jax.data import builders
 from coderl_jax.evals.benchmarks import BENCHMARKS
@@ -70,9 +75,9 @@ def _path(path: str) -> str:
 
 
 def _check_workdir(config: Config) -> None:
-    workdir = _path(config.run.workdir)
+    workdir = storage.as_path(config.run.workdir)
     require(
-        not os.path.exists(workdir) or os.path.isdir(workdir),
+        not workdir.exists() or workdir.is_dir(),
         "run.workdir",
         f"{workdir} is a file; give a directory (created if missing)",
     )
@@ -163,10 +168,8 @@ def _check_data(config: Config) -> None:
     require(missing is None, "data.dataset", f"the training dataset needs {missing}")
     problems = missing_benchmark_data(config.eval.benchmarks, data_dir, data.manual_dir)
     require(not problems, "eval.benchmarks", "; ".join(problems))
-    for path in config.alignment.pool_files:
-        require(
-            os.path.isfile(_path(path)), "alignment.pool_files", f"{_path(path)} does not exist"
-        )
+    for path in map(storage.as_path, config.alignment.pool_files):
+        require(path.is_file(), "alignment.pool_files", f"{path} does not exist")
 
 
 def missing_benchmark_data(

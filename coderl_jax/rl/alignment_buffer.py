@@ -41,6 +41,7 @@ from typing import Literal
 
 import numpy as np
 
+from coderl_jax import storage
 from coderl_jax.rl.alignment_task import AlignmentTask
 
 SamplingStrategy = Literal["recent", "random", "balanced"]
@@ -110,26 +111,25 @@ class AlignmentBuffer:
         return draw(tasks, n, rng)
 
     def save_jsonl(self, path: str | os.PathLike) -> None:
-        """Writes the buffer to ``path`` atomically (temporary file, then rename)."""
+        """Writes the buffer to ``path`` (local, or an object store's ``gs://...``) so that
+        a crash leaves the old file or the new (`coderl_jax.storage.atomic_writer`)."""
         header = {
             "format": _FORMAT,
             "version": _VERSION,
             "capacity": self.capacity,
             "size": len(self),
         }
-        tmp_path = f"{os.fspath(path)}.tmp"
-        with open(tmp_path, "w", encoding="utf-8") as f:
-            f.write(json.dumps(header) + "\n")
+        with storage.atomic_writer(path) as f:
+            f.write((json.dumps(header) + "\n").encode("utf-8"))
             for task in self._tasks:
-                f.write(json.dumps(task.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
-        os.replace(tmp_path, path)
+                line = json.dumps(task.to_json(), ensure_ascii=False, allow_nan=False) + "\n"
+                f.write(line.encode("utf-8"))
 
     @classmethod
     def load_jsonl(cls, path: str | os.PathLike, capacity: int | None = None) -> AlignmentBuffer:
         """Reads a buffer written by :meth:`save_jsonl`; ``capacity`` overrides the saved one
         (oldest tasks are evicted if it is smaller)."""
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        lines = storage.read_text(path).splitlines()
         try:
             header = json.loads(lines[0]) if lines else {}
         except json.JSONDecodeError as e:
