@@ -13,6 +13,10 @@ the source directory's ``generation_config.json`` as it is (eos list, sampling d
 or, for a source without one, a full one built from the run (every stop id as eos, the
 pad id, and the run's sampling settings as the defaults).
 
+Directories may be local or on an object store (``gs://...``: `coderl_jax.storage`), except
+that transformers reads a tokenizer from a local directory only: `save_pretrained` writes
+the tokenizer's files to a temporary local directory and copies them to an object store.
+
 Name mapping (HF -> ours, ``i`` = layer, stacked on a leading ``layers`` axis):
 ``model.embed_tokens.weight [V,D]`` -> ``embedding``; ``self_attn.{q,k,v}_proj.weight
 [H*Dh, D]`` -> ``attn.*.kernel [D, H, Dh]`` (+ biases ``[H*Dh]`` -> ``[H, Dh]``);
@@ -28,11 +32,14 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 import numpy as np
 
+from coderl_jax import storage
 from coderl_jax.models import transformer
 from coderl_jax.models.config import ModelConfig
 from coderl_jax.models.safetensors_io import SafetensorsFile, write_safetensors
@@ -128,29 +135,31 @@ def _set(tree: dict, path, value):
     tree[path[-1]] = value
 
 
-def read_hf_config(hf_dir: str) -> dict:
-    path = os.path.join(hf_dir, "config.json")
-    if not os.path.isfile(path):
+def _read_json(path) -> dict:
+    try:
+        return json.loads(storage.read_text(path))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def read_hf_config(hf_dir: str | os.PathLike) -> dict:
+    path = storage.as_path(hf_dir) / "config.json"
+    if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {hf_dir} is not a Hugging Face model directory")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from e
+    return _read_json(path)
 
 
-def _open_checkpoint(hf_dir: str) -> dict[str, SafetensorsFile]:
+def _open_checkpoint(hf_dir: str | os.PathLike) -> dict[str, SafetensorsFile]:
     """Maps each tensor name to the file holding it."""
-    index_path = os.path.join(hf_dir, INDEX_FILE)
-    single_path = os.path.join(hf_dir, SINGLE_FILE)
-    if os.path.isfile(index_path):
-        with open(index_path) as f:
-            try:
-                weight_map = json.load(f)["weight_map"]
-            except (json.JSONDecodeError, KeyError) as e:
-                raise ValueError(f"{index_path}: expected JSON with a 'weight_map' ({e})") from e
+    index_path = storage.as_path(hf_dir) / INDEX_FILE
+    single_path = storage.as_path(hf_dir) / SINGLE_FILE
+    if index_path.is_file():
+        try:
+            weight_map = json.loads(storage.read_text(index_path))["weight_map"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ValueError(f"{index_path}: expected JSON with a 'weight_map' ({e})") from e
         files = {
-            name: SafetensorsFile(os.path.join(hf_dir, name))
+            name: SafetensorsFile(storage.as_path(hf_dir) / name)
             for name in sorted(set(weight_map.values()))
         }
         located = {}
@@ -161,10 +170,10 @@ def _open_checkpoint(hf_dir: str) -> dict[str, SafetensorsFile]:
                 )
             located[tensor] = files[file]
         return located
-    if os.path.isfile(single_path):
+    if single_path.is_file():
         f = SafetensorsFile(single_path)
         return {name: f for name in f.keys()}
-    present = sorted(os.listdir(hf_dir))
+    present = sorted(path.name for path in storage.as_path(hf_dir).iterdir())
     hint = (
         " (PyTorch .bin checkpoints must be converted to safetensors first)"
         if any(p.endswith(".bin") for p in present)
@@ -176,7 +185,7 @@ def _open_checkpoint(hf_dir: str) -> dict[str, SafetensorsFile]:
 
 
 def load_pretrained(
-    hf_dir: str,
+    hf_dir: str | os.PathLike,
     shardings: ShardingFn | dict | None = None,
     **config_overrides,
 ) -> tuple[ModelConfig, dict]:
@@ -260,16 +269,10 @@ def _host_array(x) -> np.ndarray:
 GENERATION_CONFIG = "generation_config.json"
 
 
-def read_generation_config(hf_dir: str) -> dict | None:
+def read_generation_config(hf_dir: str | os.PathLike) -> dict | None:
     """``hf_dir``'s ``generation_config.json``, or None if it has none."""
-    path = os.path.join(hf_dir, GENERATION_CONFIG)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from e
+    path = storage.as_path(hf_dir) / GENERATION_CONFIG
+    return _read_json(path) if path.is_file() else None
 
 
 def generation_config_for(
@@ -302,7 +305,7 @@ def generation_config_for(
 
 
 def save_pretrained(
-    hf_dir: str,
+    hf_dir: str | os.PathLike,
     config: ModelConfig,
     params: dict,
     tokenizer=None,
@@ -334,7 +337,8 @@ def save_pretrained(
         for *_, produce in entries:  # every process joins the all-gathers
             produce()
         return
-    os.makedirs(hf_dir, exist_ok=True)
+    hf_dir = storage.as_path(hf_dir)
+    hf_dir.mkdir(parents=True, exist_ok=True)
     shards: list[list] = [[]]
     shard_bytes = 0
     for entry in entries:
@@ -344,30 +348,30 @@ def save_pretrained(
             shard_bytes = 0
         shards[-1].append(entry)
         shard_bytes += nbytes
-    for stale in [SINGLE_FILE, INDEX_FILE] + [
-        f for f in os.listdir(hf_dir) if f.startswith("model-") and f.endswith(".safetensors")
-    ]:
-        if os.path.exists(os.path.join(hf_dir, stale)):
-            os.remove(os.path.join(hf_dir, stale))
+    for stale in [hf_dir / SINGLE_FILE, hf_dir / INDEX_FILE, *hf_dir.glob("model-*.safetensors")]:
+        stale.unlink(missing_ok=True)
     if len(shards) == 1:
-        write_safetensors(os.path.join(hf_dir, SINGLE_FILE), shards[0])
+        write_safetensors(hf_dir / SINGLE_FILE, shards[0])
     else:
         weight_map = {}
         for k, shard in enumerate(shards):
             name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-            write_safetensors(os.path.join(hf_dir, name), shard)
+            write_safetensors(hf_dir / name, shard)
             weight_map.update({entry[0]: name for entry in shard})
         total = sum(math.prod(e[1]) * save_dtype.itemsize for e in entries)
-        with open(os.path.join(hf_dir, INDEX_FILE), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        storage.write_atomically(hf_dir / INDEX_FILE, json.dumps(index, indent=2))
     hf_config = config.to_hf()
     # transformers < 5 and vLLM read "torch_dtype", transformers 5 reads "dtype".
     hf_config["torch_dtype"] = hf_config["dtype"] = save_dtype.name
-    with open(os.path.join(hf_dir, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
+    storage.write_atomically(hf_dir / "config.json", json.dumps(hf_config, indent=2))
     if generation_config is None:
         generation_config = generation_config_for(None, config)
-    with open(os.path.join(hf_dir, GENERATION_CONFIG), "w") as f:
-        json.dump(generation_config, f, indent=2)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(hf_dir)
+    storage.write_atomically(hf_dir / GENERATION_CONFIG, json.dumps(generation_config, indent=2))
+    if tokenizer is not None and storage.is_local(hf_dir):
+        tokenizer.save_pretrained(os.fspath(hf_dir))
+    elif tokenizer is not None:  # transformers writes local files only
+        with tempfile.TemporaryDirectory() as local:
+            tokenizer.save_pretrained(local)
+            for name in sorted(os.listdir(local)):
+                storage.write_atomically(hf_dir / name, Path(local, name).read_bytes())

@@ -7,6 +7,7 @@ header) plus an optional ``__metadata__`` dict of strings, then the raw little-e
 Why our own: reading one tensor at a time with ``readinto`` into a fresh buffer keeps host
 memory at one tensor (no memory map whose touched pages stay resident), bf16 works without
 torch, and a truncated or corrupt file gets an error that names the file and the tensor.
+Files may be local or on an object store (``gs://...``: `coderl_jax.storage`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import ml_dtypes
 import numpy as np
+
+from coderl_jax import storage
 
 DTYPES: dict[str, np.dtype] = {
     "F64": np.dtype(np.float64),
@@ -45,10 +48,10 @@ class SafetensorsFile:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            size = os.path.getsize(self.path)
+            size = storage.as_path(self.path).stat().length
         except OSError as e:
             raise SafetensorsError(f"cannot open safetensors file {self.path}: {e}") from e
-        with open(self.path, "rb") as f:
+        with storage.as_path(self.path).open("rb") as f:
             raw = f.read(8)
             if len(raw) < 8:
                 raise SafetensorsError(f"{self.path}: file is truncated ({size} bytes, no header)")
@@ -96,12 +99,21 @@ class SafetensorsFile:
     def read(self, name: str) -> np.ndarray:
         dtype, shape, begin, end = self.entries[name]
         out = np.empty(shape, dtype)
-        with open(self.path, "rb") as f:
+        with storage.as_path(self.path).open("rb") as f:
             f.seek(self.data_start + begin)
-            got = f.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+            got = _read_into(f, memoryview(out.reshape(-1).view(np.uint8)))
         if got != end - begin:
             raise SafetensorsError(f"{self.path}: short read of tensor {name!r}")
         return out
+
+
+def _read_into(f, out: memoryview) -> int:
+    """``f.readinto(out)``; files without it (TensorFlow's GFile) read a copy."""
+    if hasattr(f, "readinto"):
+        return f.readinto(out)
+    data = f.read(len(out))
+    out[: len(data)] = data
+    return len(data)
 
 
 # A tensor to write: (name, shape, dtype, producer of the array).
@@ -109,9 +121,10 @@ TensorEntry = tuple[str, Sequence[int], np.dtype, Callable[[], np.ndarray]]
 
 
 def write_safetensors(
-    path: str, entries: Sequence[TensorEntry], metadata: dict | None = None
+    path: str | os.PathLike, entries: Sequence[TensorEntry], metadata: dict | None = None
 ) -> None:
-    """Writes tensors one at a time (each producer is called once, right before its write)."""
+    """Writes tensors one at a time (each producer is called once, right before its write),
+    through `coderl_jax.storage.atomic_writer` (a crash leaves no part of a file)."""
     header: dict = {"__metadata__": dict(metadata or {"format": "pt"})}
     offset = 0
     for name, shape, dtype, _ in entries:
@@ -125,8 +138,7 @@ def write_safetensors(
         offset += nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # keep tensor data 8-byte aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with storage.atomic_writer(path) as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for name, shape, dtype, produce in entries:
@@ -136,4 +148,3 @@ def write_safetensors(
                     f"tensor {name!r}: producer gave shape {arr.shape}, declared {tuple(shape)}"
                 )
             f.write(memoryview(arr.reshape(-1).view(np.uint8)))
-    os.replace(tmp, path)
