@@ -52,6 +52,9 @@ EXTRAS_REQUIRE = {
     # experiments/benchmarks/ (Tunix's baselines also need google-tunix, installed by hand:
     # see experiments/benchmarks/tunix_grpo.py)
     "bench": [*PARITY, "psutil>=5.9"],
+    # gs:// workdirs (coderl_jax/storage.py): etils reads them through gcsfs, or through
+    # tf.io.gfile when TensorFlow is installed.
+    "gcs": ["gcsfs"],
     "cuda": ["jax[cuda12]"],
     "tpu": ["jax[tpu]"],
 }

@@ -18,7 +18,8 @@ every flag of this script and, for a run workdir, the run's config; and provenan
 commit, package versions, command line) and <output_dir>/samples_<benchmark>.jsonl
 (prompt, completion, extracted code/answer, verdict per sample), and prints a table. An
 output directory that is not empty is left alone unless --overwrite. A run workdir's
-params are read without its optimizer state.
+params are read without its optimizer state. --output_dir and a run workdir may be local
+or any etils.epath path (gs://bucket/...); an HF directory is read from local disk.
 
 Errors (bad flags, a missing checkpoint, benchmarks whose manual files are missing) stop
 the run before any model loads, with one line (exit status 2). Library INFO logs are off;
@@ -28,7 +29,6 @@ the run before any model loads, with one line (exit status 2). Library INFO logs
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import time
@@ -37,6 +37,7 @@ import script_setup
 from absl import app, flags
 
 from coderl_jax import config as config_lib
+from coderl_jax import storage
 
 F = flags
 _OTHER_FLAGS = frozenset(flags.FLAGS)
@@ -75,7 +76,7 @@ F.declare_key_flag("verbosity")  # absl's: -1 (default here) warnings, 0 info, 1
 
 
 def _is_run_workdir(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "checkpoints"))
+    return (storage.as_path(path) / "checkpoints").is_dir()
 
 
 def _run_config(path: str):
@@ -160,11 +161,11 @@ def _check_flags() -> list[int]:
         script_setup.fail(
             "--checkpoint is required (a run workdir or an HF directory), or --oracle"
         )
-    checkpoint = os.path.expanduser(FLAGS.checkpoint or "")
-    if FLAGS.checkpoint and not os.path.isdir(checkpoint):
+    checkpoint = storage.as_path(FLAGS.checkpoint or "")
+    if FLAGS.checkpoint and not checkpoint.is_dir():
         script_setup.fail(f"--checkpoint={FLAGS.checkpoint}: no such directory")
     if FLAGS.checkpoint and not (
-        _is_run_workdir(checkpoint) or glob.glob(os.path.join(checkpoint, "*.safetensors"))
+        _is_run_workdir(checkpoint) or any(checkpoint.glob("*.safetensors"))
     ):
         script_setup.fail(
             f"--checkpoint={FLAGS.checkpoint}: neither a run workdir (checkpoints/) nor an HF "
@@ -178,13 +179,13 @@ def _check_flags() -> list[int]:
         script_setup.fail("--n_samples: greedy decoding (--temperature=0) gives one answer: use 1")
     if FLAGS.n_samples < 1 or FLAGS.num_problems < 0:
         script_setup.fail("--n_samples must be >= 1 and --num_problems >= 0")
-    output = FLAGS.output_dir
-    if os.path.isdir(output) and os.listdir(output) and not FLAGS.overwrite:
+    output = storage.as_path(FLAGS.output_dir)
+    if output.is_dir() and any(output.iterdir()) and not FLAGS.overwrite:
         script_setup.fail(
             f"--output_dir={output} is not empty; pass --overwrite to write into it, or give "
             "another --output_dir"
         )
-    if os.path.exists(output) and not os.path.isdir(output):
+    if output.exists() and not output.is_dir():
         script_setup.fail(f"--output_dir={output} is a file")
     return ks
 
@@ -226,13 +227,14 @@ def main(argv: list[str]) -> None:
         check_names(FLAGS.benchmarks)
     except ValueError as e:
         script_setup.fail(f"--benchmarks={','.join(FLAGS.benchmarks)}: {e}")
-    checkpoint = os.path.expanduser(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    checkpoint = os.fspath(storage.as_path(FLAGS.checkpoint)) if FLAGS.checkpoint else None
     run_config = _run_config(checkpoint) if checkpoint else None
     data = _data_options(run_config)
     missing = missing_benchmark_data(FLAGS.benchmarks, data.data_dir, data.manual_dir)
     if missing:  # before the sandbox starts or any dataset builds
         script_setup.fail(f"--benchmarks={','.join(FLAGS.benchmarks)}: {'; '.join(missing)}")
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    output_dir = storage.as_path(FLAGS.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     with SandboxPool(num_workers=FLAGS.num_sandbox_workers) as pool:
         try:  # every benchmark's data first: a missing file stops the run before the model
@@ -252,9 +254,8 @@ def main(argv: list[str]) -> None:
                 results[benchmark.name] = {"skipped": str(e)}
                 continue
             samples_path = os.path.join(FLAGS.output_dir, f"samples_{benchmark.name}.jsonl")
-            with open(samples_path, "w") as f:
-                for record in records:
-                    f.write(json.dumps(record) + "\n")
+            lines = "".join(json.dumps(record) + "\n" for record in records)
+            storage.write_atomically(output_dir / f"samples_{benchmark.name}.jsonl", lines)
             results[benchmark.name] = {
                 "metrics": metrics,
                 "num_items": len(benchmark.items),
@@ -271,8 +272,8 @@ def main(argv: list[str]) -> None:
         "provenance": script_setup.provenance(),
         "benchmarks": results,
     }
-    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
-        json.dump(results_json, f, indent=2, default=str)
+    text = json.dumps(results_json, indent=2, default=str)
+    storage.write_atomically(output_dir / "results.json", text)
     print(_table(results))
     for name, result in results.items():
         for source, why in result.get("missing_sources", {}).items():

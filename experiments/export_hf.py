@@ -4,12 +4,11 @@ python experiments/export_hf.py --workdir=runs/tiny_cpu --out_dir=runs/tiny_cpu/
 
 Reads the params only (not the optimizer state). The export's generation_config.json is
 the source model's (its eos list and sampling defaults), or, for a source without one,
-one built from the run's tokenizer and sampling settings.
+one built from the run's tokenizer and sampling settings. --workdir and --out_dir may be
+local or any etils.epath path (gs://bucket/...).
 """
 
 from __future__ import annotations
-
-import os
 
 import script_setup
 from absl import app, flags
@@ -27,13 +26,14 @@ def main(argv: list[str]) -> None:
     script_setup.setup_logging()
     script_setup.check_no_arguments(argv)
     from coderl_jax import learner as learner_lib
+    from coderl_jax import storage
     from coderl_jax import workdir as workdir_lib
     from coderl_jax.checkpoint import CheckpointError
     from coderl_jax.models import hf_io
 
     if not workdir_lib.checkpoint_steps(FLAGS.workdir):
         script_setup.fail(f"--workdir={FLAGS.workdir}: no finished checkpoint there")
-    if not os.path.isfile(os.path.join(FLAGS.workdir, workdir_lib.CONFIG_FILE)):
+    if not (storage.as_path(FLAGS.workdir) / workdir_lib.CONFIG_FILE).is_file():
         script_setup.fail(
             f"--workdir={FLAGS.workdir}: no {workdir_lib.CONFIG_FILE} (not a run workdir)"
         )

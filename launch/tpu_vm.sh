@@ -18,8 +18,8 @@
 # `up` is `install` after creating the slice if it does not exist. `run` starts the command
 # detached on all workers (it survives a dropped connection), each writing
 # ~/coderl_logs/run.log on its host, then follows worker 0's log (Ctrl-C stops following, not
-# the run). The workdir, checkpoint and data paths in the flags are per host: point them at
-# a bucket-backed or shared disk, or at the same local path prepared on every worker.
+# the run). The workdir may be a bucket (--workdir=gs://bucket/runs/x), shared by all hosts;
+# model and data paths are per host: the same local path on every worker, or a shared disk.
 set -euo pipefail
 
 usage() {
@@ -95,7 +95,7 @@ install() {
   rm -f "${archive}"
   on_all_workers "set -e; rm -rf ${remote_dir}; mkdir -p ${remote_dir} ${log_dir}; \
 tar xzf coderl_jax.tar.gz -C ${remote_dir}; \
-python3 -m pip install --quiet -e '${remote_dir}[tpu]'"
+python3 -m pip install --quiet -e '${remote_dir}[tpu,gcs]'"
 }
 
 case "${command}" in
