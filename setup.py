@@ -47,6 +47,7 @@ EXTRAS_REQUIRE = {
         "treescope>=0.1.5",
         "scipy>=1.11",  # tests compare the study statistics with scipy.stats
         "packaging>=23",  # tests/test_install.py reads setup.py's requirements
+        "fsspec",  # tests/test_storage_paths.py's fake gs:// bucket (etils[epath] installs it)
         "setuptools>=64",
     ],
     # experiments/benchmarks/ (Tunix's baselines also need google-tunix, installed by hand:
