@@ -105,6 +105,9 @@ def test_dapo_and_reinforce_pp_options_run(cache, tmp_path):
         train=config.train.replace(
             kl_coef=0.0, clip_ratio_high=0.28, micro_batch_width_multiple=32
         ),
+        # What this test checks is the step: no warm start, no evaluation (time).
+        warm_start=config_lib.WarmStartConfig(steps=0),
+        eval=config_lib.EvalConfig(benchmarks=()),
     )
     loop.run(config)
     metrics = metrics_by_step(tmp_path)[0]

@@ -48,9 +48,10 @@ def _decode_all(params, config, tokens, mask, prompt_len, num_samples):
     )
     positions = jnp.repeat(transformer.positions_from_mask(mask), num_samples, axis=0)
     rows = jnp.repeat(tokens, num_samples, axis=0)
+    decode_step = jax.jit(transformer.decode_step, static_argnums=1)  # one compile, not one per op
     step_logits = []
     for t in range(prompt_len, tokens.shape[1]):
-        logits, cache = transformer.decode_step(
+        logits, cache = decode_step(
             params, config, rows[:, t : t + 1], positions[:, t : t + 1], cache
         )
         step_logits.append(logits[:, 0])
@@ -122,11 +123,10 @@ def test_layer_unrolling_changes_no_value(scan_unroll):
     def loss(p, c):
         return transformer.forward(p, c, tokens, mask).mean()
 
+    forward = jax.jit(transformer.forward, static_argnums=1)
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
     for a, b in [
-        (
-            transformer.forward(params, unrolled, tokens, mask),
-            transformer.forward(params, rolled, tokens, mask),
-        ),
+        (forward(params, unrolled, tokens, mask), forward(params, rolled, tokens, mask)),
         (
             _decode_all(params, unrolled, tokens, mask, 9, 2)[0],
             _decode_all(params, rolled, tokens, mask, 9, 2)[0],
@@ -135,8 +135,8 @@ def test_layer_unrolling_changes_no_value(scan_unroll):
         np.testing.assert_allclose(a, b, atol=2e-5)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
-        jax.grad(loss)(params, unrolled),
-        jax.grad(loss)(params, rolled),
+        grad(params, unrolled),
+        grad(params, rolled),
     )
     with pytest.raises(ValueError, match="scan_unroll"):
         unrolled.replace(scan_unroll=4)
