@@ -11,10 +11,10 @@ for the RL phase's updates and sequences, same data mix), grpo (α=1), coderl_pl
 the statistics (mean ± standard error per arm, paired differences with 95% t intervals):
 experiments/study_results.py.
 
-Launchers: ``print`` writes the run.py commands (warm starts first); ``local`` runs them
-here, up to --parallel at a time (each arm once its seed's warm start is done; the very
-first run alone when nothing of the study has finished yet, as it builds the shared dataset
-cache), each one's output in ``<workdir>/launch.log``, then tabulates; ``slurm`` submits
+Launchers: ``print`` writes the run.py commands (seed by seed, the warm start first);
+``local`` runs them here, up to --parallel at a time (each arm once its seed's warm start is
+done; the very first run alone when nothing of the study has finished yet, as it builds the
+shared dataset cache), each one's output in ``<workdir>/launch.log``, then tabulates; ``slurm`` submits
 each run with ``sbatch launch/slurm_gpu.sbatch``, the arms ``afterok`` their warm start.
 Finished runs are skipped; unfinished ones run again and resume from their checkpoint (with
 slurm, launch again only once the earlier jobs have ended, or a run is submitted twice).

@@ -140,14 +140,14 @@ class StudyRun:
 
 
 def plan(arms: Sequence[Arm], seeds: Sequence[int], study_dir: str) -> list[StudyRun]:
-    """Every seed's warm start, then the arms' runs, seed by seed (launch order)."""
+    """Seed by seed, its warm start and then its arms (launch order): a study stopped early
+    (or still running) holds whole seeds, whose paired differences already count."""
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"--seeds: need distinct seeds, got {seeds}")
     if any(not 0 <= s < SFT_DATA_SEED_OFFSET for s in seeds):
         raise ValueError(f"--seeds: each must lie in [0, {SFT_DATA_SEED_OFFSET})")
-    warm = [StudyRun(None, s, study_dir) for s in seeds]
-    return warm + [StudyRun(arm, s, study_dir) for s in seeds for arm in arms]
+    return [StudyRun(arm, s, study_dir) for s in seeds for arm in (None, *arms)]
 
 
 def sft_continue_settings(rl_config, alpha: float) -> dict[str, object]:

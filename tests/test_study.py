@@ -48,10 +48,10 @@ def test_plan_and_run_flags(tmp_path):
     arms = study_plan.parse_arms(["sft_continue", "grpo"])
     runs = study_plan.plan(arms, [0, 3], str(tmp_path))
     assert [r.name for r in runs] == [
-        "warm_start_seed_0", "warm_start_seed_3", "sft_continue_seed_0", "grpo_seed_0",
-        "sft_continue_seed_3", "grpo_seed_3",
+        "warm_start_seed_0", "sft_continue_seed_0", "grpo_seed_0",
+        "warm_start_seed_3", "sft_continue_seed_3", "grpo_seed_3",
     ]  # fmt: skip
-    warm, _, sft, grpo, *_ = runs
+    warm, sft, grpo, *_ = runs
     seed = [
         "--seed=0",
         "--data_seed=0",
@@ -190,13 +190,13 @@ def test_print_launcher_skips_finished_runs_then_collect(tmp_path):
     lines = out.splitlines()
     assert lines[0] == f"# coderl_plus_seed_1: finished, skipped ({finished.workdir})"
     commands = lines[1:]
-    assert len(commands) == 2 + 3  # the warm starts, then the unfinished arms
+    assert len(commands) == 2 + 3  # seed by seed: the warm start, then its unfinished arms
     base = f"python experiments/run.py --flagfile={TINY} {' '.join(RL)} --steps=4"
     assert commands[0] == (
         f"{base} --seed=0 --data_seed=0 --tiny_seed=0 --tiny_dir={study_dir}/tiny_model_seed_0 "
         f"--steps=0 --workdir={study_dir}/warm_start_seed_0"
     )
-    assert commands[2].startswith(f"{base} --seed=0 ") and commands[2].endswith(
+    assert commands[1].startswith(f"{base} --seed=0 ") and commands[1].endswith(
         "--warm_start_steps=4 --warm_start_batch_size=256 --warm_start_num_micro_batches=4 "
         "--warm_start_learning_rate=0.0003 --warm_start_lr_schedule=constant "
         "--warm_start_warmup_steps=2 --warm_start_decay_steps=4 --warm_start_final_lr_ratio=0.0 "
@@ -204,7 +204,7 @@ def test_print_launcher_skips_finished_runs_then_collect(tmp_path):
         "--warm_start_num_problems=0 "
         f"--warm_start_data_seed=10000 --workdir={study_dir}/sft_continue_seed_0"
     )
-    assert commands[3].endswith(
+    assert commands[2].endswith(
         f"--init_from={study_dir}/warm_start_seed_0 --warm_start_steps=0 --alpha=0.6 --noeval_at_start "
         f"--workdir={study_dir}/coderl_plus_seed_0"
     )
