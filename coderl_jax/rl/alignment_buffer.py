@@ -129,7 +129,11 @@ class AlignmentBuffer:
     def load_jsonl(cls, path: str | os.PathLike, capacity: int | None = None) -> AlignmentBuffer:
         """Reads a buffer written by :meth:`save_jsonl`; ``capacity`` overrides the saved one
         (oldest tasks are evicted if it is smaller)."""
-        lines = storage.read_text(path).splitlines()
+        # "\n" only: str.splitlines would also split inside a task at U+2028 or U+0085, which
+        # json.dumps(ensure_ascii=False) leaves unescaped.
+        lines = storage.read_text(path).split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
         try:
             header = json.loads(lines[0]) if lines else {}
         except json.JSONDecodeError as e:

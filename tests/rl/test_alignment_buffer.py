@@ -162,7 +162,8 @@ def test_jsonl_round_trip_is_exact(tmp_path):
     buffer = AlignmentBuffer(capacity=7)
     buffer.add([make_task("a", 0, 1), make_task("b", 2, 2)])
     call_task = AlignmentTask(
-        program="def f(xs):\n    s = set(xs)\n    return (0.1, 'é')\n",
+        # U+2028 and U+0085 stay unescaped in the file: they must not split its lines.
+        program="def f(xs):\n    s = set(xs)  # a\u2028b\x85c\n    return (0.1, 'é')\n",
         input_kind="call",
         stdin="",
         call=("f", "[[3, 1]]"),
