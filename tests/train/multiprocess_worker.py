@@ -7,17 +7,9 @@ process feeding its own rows of the batch. Process 0 writes the loss and each pa
 
 from __future__ import annotations
 
-import os
-import sys
+from tests.multiprocess import worker_arguments
 
-process_id, num_processes, port, out_path = (
-    int(sys.argv[1]),
-    int(sys.argv[2]),
-    int(sys.argv[3]),
-    sys.argv[4],
-)
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 // num_processes}"
-os.environ["JAX_PLATFORMS"] = "cpu"
+process_id, num_processes, port, out_path = worker_arguments()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from update_checks import assert_updates_close
 
+from tests.multiprocess import free_port, start_worker
+
 WORKER = os.path.join(os.path.dirname(__file__), "multiprocess_worker.py")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def start(process_id: int, num_processes: int, port: int, out: str) -> subprocess.Popen:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([REPO, os.path.dirname(WORKER)])
-    cmd = [sys.executable, WORKER, str(process_id), str(num_processes), str(port), out]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     port = free_port()
-    single = start(0, 1, port, str(tmp_path / "single.npz"))
-    workers = [start(i, 2, port, str(tmp_path / "multi.npz")) for i in range(2)]
+    single = start_worker(WORKER, 0, 1, port, str(tmp_path / "single.npz"))
+    workers = [start_worker(WORKER, i, 2, port, str(tmp_path / "multi.npz")) for i in range(2)]
     for proc in [single, *workers]:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out.decode()[-3000:]

@@ -10,19 +10,12 @@ OUT_DIR/rows_<NUM_PROCESSES>_<PROCESS_ID>.npz.
 
 from __future__ import annotations
 
-import os
-import sys
+from tests.multiprocess import worker_arguments
 
-process_id, num_processes, port, out_dir = (
-    int(sys.argv[1]),
-    int(sys.argv[2]),
-    int(sys.argv[3]),
-    sys.argv[4],
-)
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 // num_processes}"
-os.environ["JAX_PLATFORMS"] = "cpu"
+process_id, num_processes, port, out_dir = worker_arguments()
 
 import dataclasses  # noqa: E402
+import os  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -4,33 +4,21 @@ its own prompts over its own batch shards, and both run the same number of segme
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests.multiprocess import free_port, start_worker
+
 WORKER = os.path.join(os.path.dirname(__file__), "multiprocess_worker.py")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def start(process_id: int, num_processes: int, port: int, out: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    cmd = [sys.executable, WORKER, str(process_id), str(num_processes), str(port), out]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow
 def test_two_processes_sample_like_one(tmp_path):
     port = free_port()
-    procs = [start(0, 1, port, str(tmp_path))] + [start(i, 2, port, str(tmp_path)) for i in (0, 1)]
+    procs = [start_worker(WORKER, 0, 1, port, str(tmp_path))] + [
+        start_worker(WORKER, i, 2, port, str(tmp_path)) for i in (0, 1)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out.decode()[-3000:]
