@@ -183,9 +183,9 @@ def test_blocked_flash_attention_equals_xla_reference_with_gradients(block):
     def reference(q, k, v):
         return fused_causal_attention(q, k, v, lengths, "xla_fused")
 
-    out, expected = blocked(q, k, v), reference(q, k, v)
+    out, expected = jax.jit(blocked)(q, k, v), jax.jit(reference)(q, k, v)
     np.testing.assert_allclose(np.where(real, out, 0), np.where(real, expected, 0), atol=1e-6)
-    grads = jax.grad(loss(blocked), argnums=(0, 1, 2))(q, k, v)
-    expected_grads = jax.grad(loss(reference), argnums=(0, 1, 2))(q, k, v)
+    grads = jax.jit(jax.grad(loss(blocked), argnums=(0, 1, 2)))(q, k, v)
+    expected_grads = jax.jit(jax.grad(loss(reference), argnums=(0, 1, 2)))(q, k, v)
     for got, want in zip(grads, expected_grads):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6)

@@ -41,17 +41,23 @@ def test_llama3_rope_scaling_changes_frequencies():
     np.testing.assert_allclose(slow[-1], plain[-1] / 32.0, rtol=1e-6)  # long ones / factor
 
 
+# Jitted once per module: each test compiles instead of dispatching op by op.
+_init = jax.jit(transformer.init_params, static_argnums=0)
+_forward = jax.jit(transformer.forward, static_argnums=1)
+_prefill = jax.jit(transformer.prefill, static_argnums=(1, 4, 5))
+_decode_step = jax.jit(transformer.decode_step, static_argnums=1)
+
+
 def _decode_all(params, config, tokens, mask, prompt_len, num_samples):
     """Prefill `prompt_len` tokens, then feed the rest one by one (same tokens per sample)."""
-    _, cache = transformer.prefill(
+    _, cache = _prefill(
         params, config, tokens[:, :prompt_len], mask[:, :prompt_len], num_samples, tokens.shape[1]
     )
     positions = jnp.repeat(transformer.positions_from_mask(mask), num_samples, axis=0)
     rows = jnp.repeat(tokens, num_samples, axis=0)
-    decode_step = jax.jit(transformer.decode_step, static_argnums=1)  # one compile, not one per op
     step_logits = []
     for t in range(prompt_len, tokens.shape[1]):
-        logits, cache = decode_step(
+        logits, cache = _decode_step(
             params, config, rows[:, t : t + 1], positions[:, t : t + 1], cache
         )
         step_logits.append(logits[:, 0])
@@ -61,11 +67,11 @@ def _decode_all(params, config, tokens, mask, prompt_len, num_samples):
 @pytest.mark.parametrize("num_samples", [1, 3])
 def test_cached_decode_equals_full_forward(num_samples):
     config = ModelConfig(vocab_size=97, num_layers=2)
-    params = transformer.init_params(config, jax.random.key(1))
+    params = _init(config, jax.random.key(1))
     tokens, mask = hf_fixtures.left_padded_batch(seed=3)
     tokens = jnp.asarray(tokens % 97)
     mask = jnp.asarray(mask)
-    full = transformer.forward(params, config, tokens, mask)
+    full = _forward(params, config, tokens, mask)
     prompt_len = 10  # the last row has 1 real prompt token; every row gets 2 decoded tokens
     decoded, cache = _decode_all(params, config, tokens, mask, prompt_len, num_samples)
     expected = jnp.repeat(full[:, prompt_len:], num_samples, axis=0)
@@ -76,22 +82,22 @@ def test_cached_decode_equals_full_forward(num_samples):
 
 def test_multi_token_decode_step_equals_single_steps():
     config = ModelConfig(vocab_size=97, num_layers=2, model_type="llama", attention_bias=False)
-    params = transformer.init_params(config, jax.random.key(2))
+    params = _init(config, jax.random.key(2))
     tokens, mask = hf_fixtures.left_padded_batch(seed=4)
     tokens, mask = jnp.asarray(tokens % 97), jnp.asarray(mask)
-    full = transformer.forward(params, config, tokens, mask)
-    _, cache = transformer.prefill(params, config, tokens[:, :9], mask[:, :9], 1, 8)
+    full = _forward(params, config, tokens, mask)
+    _, cache = _prefill(params, config, tokens[:, :9], mask[:, :9], 1, 8)
     positions = transformer.positions_from_mask(mask)
-    logits, _ = transformer.decode_step(params, config, tokens[:, 9:], positions[:, 9:], cache)
+    logits, _ = _decode_step(params, config, tokens[:, 9:], positions[:, 9:], cache)
     np.testing.assert_allclose(logits, full[:, 9:], atol=2e-5)
 
 
 def test_bf16_compute_stays_close_to_fp32():
     config = ModelConfig(vocab_size=97, num_layers=2)
-    params = transformer.init_params(config, jax.random.key(0))
+    params = _init(config, jax.random.key(0))
     tokens = jnp.arange(24).reshape(2, 12) % 97
-    fp32 = transformer.forward(params, config, tokens)
-    bf16 = transformer.forward(params, config.replace(compute_dtype="bfloat16"), tokens)
+    fp32 = _forward(params, config, tokens)
+    bf16 = _forward(params, config.replace(compute_dtype="bfloat16"), tokens)
     assert bf16.dtype == jnp.float32  # logits are always fp32
     assert np.abs(np.asarray(bf16) - np.asarray(fp32)).max() < 0.05 * np.abs(np.asarray(fp32)).max()
 
@@ -99,14 +105,15 @@ def test_bf16_compute_stays_close_to_fp32():
 @pytest.mark.parametrize("policy", ["full", "dots"])
 def test_remat_keeps_values_and_gradients(policy):
     config = ModelConfig(vocab_size=97, num_layers=2)
-    params = transformer.init_params(config, jax.random.key(0))
+    params = _init(config, jax.random.key(0))
     tokens = jnp.arange(16).reshape(2, 8) % 97
 
     def loss(p, c):
-        return transformer.forward(p, c, tokens).mean()
+        return _forward(p, c, tokens).mean()
 
-    g0 = jax.grad(loss)(params, config)
-    g1 = jax.grad(loss)(params, config.replace(remat_policy=policy))
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
+    g0 = grad(params, config)
+    g1 = grad(params, config.replace(remat_policy=policy))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
 
 
@@ -116,17 +123,16 @@ def test_layer_unrolling_changes_no_value(scan_unroll):
     the same logits, gradients and cached decode."""
     unrolled = ModelConfig(vocab_size=97, num_layers=3)
     rolled = unrolled.replace(scan_unroll=scan_unroll)
-    params = transformer.init_params(unrolled, jax.random.key(5))
+    params = _init(unrolled, jax.random.key(5))
     tokens, mask = hf_fixtures.left_padded_batch(seed=6)
     tokens, mask = jnp.asarray(tokens % 97), jnp.asarray(mask)
 
     def loss(p, c):
-        return transformer.forward(p, c, tokens, mask).mean()
+        return _forward(p, c, tokens, mask).mean()
 
-    forward = jax.jit(transformer.forward, static_argnums=1)
     grad = jax.jit(jax.grad(loss), static_argnums=1)
     for a, b in [
-        (forward(params, unrolled, tokens, mask), forward(params, rolled, tokens, mask)),
+        (_forward(params, unrolled, tokens, mask), _forward(params, rolled, tokens, mask)),
         (
             _decode_all(params, unrolled, tokens, mask, 9, 2)[0],
             _decode_all(params, rolled, tokens, mask, 9, 2)[0],
