@@ -6,7 +6,9 @@ through absl or the ``logging`` module (orbax: a dozen INFO lines per checkpoint
 tensorboardX, TFDS) prints its INFO lines. `setup_logging` replaces that handler with one
 plain-format handler and sets the levels itself: libraries at WARNING and coderl_jax at
 INFO by default; ``--verbosity=0`` (absl's flag: -1 warning, 0 info, 1 debug) lets the
-libraries' INFO through, ``--verbosity=1`` everyone's DEBUG.
+libraries' INFO through, ``--verbosity=1`` everyone's DEBUG. By default TFDS's progress bars
+are off too: a dataset build (first run on a machine) prints its start and end lines only,
+not a screenful of per-split bars.
 
 Errors. `parse_flags` (``app.run``'s ``flags_parser``) and `fail` print one line,
 ``error: ...``, and exit with status 2 -- no usage dump (absl prints the whole help after
@@ -59,7 +61,7 @@ class _DropNoise(logging.Filter):
 
 def setup_logging(verbosity: int | None = None) -> None:
     """One stderr handler; libraries at ``verbosity`` (absl's scale; None: WARNING),
-    coderl_jax at INFO or more verbose."""
+    coderl_jax at INFO or more verbose; TFDS progress bars only from verbosity 0 on."""
     if verbosity is None:
         verbosity = FLAGS["verbosity"].value if FLAGS["verbosity"].present else -1
     level = {-3: logging.CRITICAL, -2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}
@@ -77,6 +79,9 @@ def setup_logging(verbosity: int | None = None) -> None:
     root.setLevel(library_level)
     logging.getLogger("absl").setLevel(logging.NOTSET)  # orbax, TFDS: follow the root
     logging.getLogger("coderl_jax").setLevel(min(library_level, logging.INFO))
+    import tensorflow_datasets as tfds
+
+    tfds.display_progress_bar(verbosity >= 0)
 
 
 def fail(message: str) -> NoReturn:

@@ -11,10 +11,13 @@ import os
 import sys
 
 import pytest
+import tensorflow_datasets as tfds
 from absl import flags
 
 from coderl_jax import config as config_lib
 from coderl_jax import workdir as workdir_lib
+from coderl_jax.data.builders import synthetic_config
+from coderl_jax.data.sources import prepare
 from coderl_jax.settings import ConfigError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
@@ -111,6 +114,7 @@ def clean_logging():
     root.handlers[:], level, ours = saved
     root.setLevel(level)
     logging.getLogger("coderl_jax").setLevel(ours)
+    tfds.display_progress_bar(True)  # TFDS's own default
 
 
 def test_library_info_is_off_by_default_and_verbosity_turns_it_on(clean_logging):
@@ -125,6 +129,19 @@ def test_library_info_is_off_by_default_and_verbosity_turns_it_on(clean_logging)
     assert not logging.getLogger("orbax").isEnabledFor(logging.DEBUG)
     script_setup.setup_logging(1)
     assert logging.getLogger("coderl_jax.loop").isEnabledFor(logging.DEBUG)
+
+
+def test_dataset_build_shows_progress_bars_only_when_verbose(clean_logging, tmp_path, capfd):
+    def build(verbosity: int, name: str) -> str:
+        script_setup.setup_logging(verbosity)
+        capfd.readouterr()
+        prepare("coderl_synthetic", tmp_path / name, config=synthetic_config(8, 2, 3, 1, seed=4))
+        return capfd.readouterr().err
+
+    verbose = build(0, "verbose")
+    assert "Generating train examples" in verbose  # TFDS's bars, where they show
+    quiet = build(-1, "quiet")
+    assert "Generating" not in quiet and "examples/s" not in quiet
 
 
 def test_provenance_names_the_commit_and_the_versions():
