@@ -250,6 +250,12 @@ def phase_totals(batches: Sequence[Sequence[Example]]) -> dict[str, int]:
     }
 
 
+def _device_batch(rows: Sequence[Example], pad_id: int, mesh: Mesh):
+    # Width rounded up to a multiple of 32: a handful of compiled shapes in all.
+    width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
+    return device_put_batch(with_response_start(pack_examples(rows, width, pad_id)), mesh)
+
+
 def run_warm_start(
     params,
     model_config: ModelConfig,
@@ -261,8 +267,9 @@ def run_warm_start(
     pad_id: int,
     log: Callable[[str], None] = print,
 ) -> tuple[object, list[dict]]:
-    """Trains ``params`` for ``config.steps`` steps; returns (params, logged metrics: the
-    NLL every tenth of the steps; the last record also holds the `phase_totals`)."""
+    """Trains ``params`` for ``config.steps`` steps; returns (params, logged metrics: every
+    tenth of the steps, the response NLL of a fixed random sample of ``batch_size`` examples;
+    the last record also holds the `phase_totals`)."""
     if not examples:
         raise ValueError("warm start: no examples (no problem has a reference solution)")
     train_config = sft_train_config(config, base_train_config)
@@ -276,19 +283,24 @@ def run_warm_start(
         )
     else:
         batches = length_bucketed_batches(examples, config.batch_size, config.steps, data_seed)
+    # The NLL is logged on one fixed random sample of the examples (a batch's worth, drawn
+    # with the run's seed), the same rows every time and whatever the batch order: batches
+    # are grouped by length, so the NLL of whichever batch comes next jumps between short
+    # and long examples and hides the trend.
+    probe_rows = np.random.default_rng(seed).choice(
+        len(examples), config.batch_size, replace=len(examples) < config.batch_size
+    )
+    probe = _device_batch([examples[i] for i in probe_rows], pad_id, mesh)
     history, start = [], time.perf_counter()
     log_every = max(1, config.steps // 10)
     for step, rows in enumerate(batches):
-        # Width rounded up to a multiple of 32: a handful of compiled shapes in all.
-        width = -(-max(len(p) + len(r) for p, r, _ in rows) // 32) * 32
-        batch = device_put_batch(with_response_start(pack_examples(rows, width, pad_id)), mesh)
         if step % log_every == 0 or step == config.steps - 1:
-            logp = multihost.local_rows(logprobs_fn(state.params, batch))
-            mask = multihost.local_rows(batch.loss_mask)
+            logp = multihost.local_rows(logprobs_fn(state.params, probe))
+            mask = multihost.local_rows(probe.loss_mask)
             nll = float(-(logp * mask).sum() / mask.sum())
             history.append({"warm_start/step": step, "warm_start/nll": nll})
             elapsed = time.perf_counter() - start
             log(f"warm start {step}/{config.steps}: nll {nll:.3f} ({elapsed:.0f}s)")
-        state, _ = step_fn(state, batch)
+        state, _ = step_fn(state, _device_batch(rows, pad_id, mesh))
     history[-1].update(phase_totals(batches))
     return state.params, history

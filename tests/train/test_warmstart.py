@@ -1,12 +1,15 @@
-"""Warm-start batching, packing, data mix, schedule and totals (host side; the update is
-the tested RL step)."""
+"""Warm-start batching, packing, data mix, schedule, totals and its logged NLL (the update
+is the tested RL step)."""
 
 import types
 
+import jax
 import numpy as np
 import pytest
 
 from coderl_jax.config import ConfigError
+from coderl_jax.models import transformer
+from coderl_jax.parallel import mesh as mesh_lib
 from coderl_jax.rl.alignment import AlignmentConfig
 from coderl_jax.rl.batch import TaskKind
 from coderl_jax.train import warmstart
@@ -158,3 +161,25 @@ def test_phase_totals_count_rows_and_tokens_like_the_rl_step():
     }
     batch = pack_examples([code, align], width=8, pad_id=0)
     assert batch.loss_mask.sum() == 5 and batch.attention_mask.sum() == 9
+
+
+def test_logged_nll_is_of_a_fixed_sample_whatever_the_batch_order(model_config):
+    # Short and long responses: length-bucketed batches start differently for each order.
+    rng = np.random.default_rng(0)
+    examples = [
+        (tuple(rng.integers(1, 96, 3)), tuple(rng.integers(1, 96, n)), TaskKind.CODE)
+        for n in [2] * 6 + [30] * 6
+    ]
+    assert length_bucketed_batches(examples, 4, 1, 1) != length_bucketed_batches(examples, 4, 1, 2)
+    mesh = mesh_lib.make_mesh(1, 1, 1, devices=jax.devices()[:1])
+    params = jax.jit(transformer.init_params, static_argnums=0)(model_config, jax.random.key(0))
+
+    def first_nll(data_seed: int) -> float:
+        config = WarmStartConfig(steps=1, batch_size=4, data_seed=data_seed)
+        _, history = warmstart.run_warm_start(
+            params, model_config, mesh, examples, config, TrainConfig(), 0, 0, log=print
+        )
+        return history[0]["warm_start/nll"]
+
+    assert first_nll(1) == first_nll(2)  # the same rows, though the first batches differ
+    assert 0.5 * np.log(96) < first_nll(1) < 2 * np.log(96)  # an untrained model's NLL
