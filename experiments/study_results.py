@@ -223,8 +223,10 @@ def markdown(study: Study, records, metrics, command: str) -> str:
     overrides = " ".join(study.overrides) or "none"
     sft = ""
     if SFT_CONTINUE in study.arms:
-        flags = [f"--{k}={v}" for k, v in study.sft_settings.items()] + list(study.sft_overrides)
-        sft = f"sft_continue: `{' '.join(flags)}` (plus `--steps=0` and its own data order). "
+        # The flags in effect: an --sft_overrides flag replaces the protocol's of that name.
+        flags = {f"--{k}": f"--{k}={v}" for k, v in study.sft_settings.items()}
+        flags.update((flag.split("=", 1)[0], flag) for flag in study.sft_overrides)
+        sft = f"sft_continue: `{' '.join(flags.values())}` (plus `--steps=0` and its own data order). "
     lines = [
         f"# Study: {', '.join(study.arms)} from a shared warm start per seed",
         "",

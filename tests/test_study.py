@@ -253,5 +253,7 @@ def test_local_study_shares_the_warm_start_and_continues_it(scaled_down_cache, t
     assert sft[0]["warm_start/nll"] < warm[0]["warm_start/nll"] - 0.1
     table = (tmp_path / "results" / "study.md").read_text()
     assert "2 of 2 runs finished" in table and "| sft_continue | 1 | 8 | 0.50 |" in table
+    # The header names the flags in effect: the override replaces the protocol's value.
+    assert "--warm_start_num_problems=60" in table and "num_problems=0" not in table
     again = study_cli(*args)
     assert "# sft_continue_seed_0: finished, skipped" in again and "running" not in again
